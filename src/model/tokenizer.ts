@@ -1,0 +1,86 @@
+/**
+ * BGE-M3's tokenizer: `tokenizer.json` (XLM-RoBERTa SentencePiece Unigram) run by
+ * `@huggingface/tokenizers`, which reproduces the Rust `tokenizers` ids that FlagEmbedding gets
+ * from `AutoTokenizer`. That library has no truncation, so it is done here the way the Rust
+ * tokenizer does it for the `<s> $A </s>` template: keep the first `maxLength - 2` tokens of the
+ * text, then add `<s>` and `</s>` (so `</s>` always survives truncation).
+ */
+import { readFile } from 'node:fs/promises';
+import { Tokenizer } from '@huggingface/tokenizers';
+import { BgeM3Error } from '../errors.js';
+
+export interface SpecialTokenIds {
+  bos: number;
+  eos: number;
+  pad: number;
+  unk: number;
+}
+
+export class BgeM3Tokenizer {
+  private constructor(
+    private readonly tokenizer: Tokenizer,
+    /** `<s>`, `</s>`, `<pad>`, `<unk>` ids (0, 2, 1, 3 for BGE-M3). */
+    readonly special: SpecialTokenIds,
+    /** `model_max_length` from tokenizer_config.json (8192 for BGE-M3). */
+    readonly modelMaxLength: number,
+    /** Number of entries in the vocabulary including added tokens (250002 for BGE-M3). */
+    readonly vocabSize: number,
+  ) {}
+
+  /** Reads `tokenizer.json` and (optionally) `tokenizer_config.json`. */
+  static async load(tokenizerJsonPath: string, tokenizerConfigPath?: string): Promise<BgeM3Tokenizer> {
+    const json = await readJson(tokenizerJsonPath, 'the tokenizer (tokenizer.json)');
+    const config = tokenizerConfigPath ? await readJson(tokenizerConfigPath, 'the tokenizer config') : {};
+    let tokenizer: Tokenizer;
+    try {
+      tokenizer = new Tokenizer(json, config);
+    } catch (cause) {
+      throw new BgeM3Error('CORRUPT_FILE', `${tokenizerJsonPath} is not a tokenizer this package can run: ${(cause as Error).message}`, { cause });
+    }
+    const id = (key: string, fallback: string): number => {
+      const raw = config[key];
+      const token = typeof raw === 'string' ? raw : typeof raw?.content === 'string' ? raw.content : fallback;
+      const value = tokenizer.token_to_id(token);
+      if (value === undefined) {
+        throw new BgeM3Error('CORRUPT_FILE', `${tokenizerJsonPath} has no id for the special token ${token} (${key}).`);
+      }
+      return value;
+    };
+    const special = { bos: id('cls_token', '<s>'), eos: id('eos_token', '</s>'), pad: id('pad_token', '<pad>'), unk: id('unk_token', '<unk>') };
+    const maxLen = typeof config.model_max_length === 'number' && config.model_max_length < 1e9 ? config.model_max_length : 8192;
+    return new BgeM3Tokenizer(tokenizer, special, maxLen, tokenizer.get_vocab(true).size);
+  }
+
+  /**
+   * Token ids of one text with `<s>` and `</s>`, truncated to `maxLength` (which counts both).
+   * The text is not stripped or otherwise changed first, as in FlagEmbedding.
+   */
+  encode(text: string, maxLength: number): number[] {
+    const ids = this.tokenizer.encode(text, { add_special_tokens: false }).ids;
+    const keep = Math.min(ids.length, maxLength - 2);
+    const out = new Array<number>(keep + 2);
+    out[0] = this.special.bos;
+    for (let i = 0; i < keep; i++) out[i + 1] = ids[i]!;
+    out[keep + 1] = this.special.eos;
+    return out;
+  }
+
+  /** `tokenizer.decode([id])`, as FlagEmbedding's `convert_id_to_token` uses it. */
+  decodeOne(id: number): string {
+    return this.tokenizer.decode([id]);
+  }
+}
+
+async function readJson(path: string, what: string): Promise<Record<string, any>> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (cause) {
+    throw new BgeM3Error('MISSING_FILE', `Cannot read ${what} at ${path}: ${(cause as Error).message}`, { cause });
+  }
+  try {
+    return JSON.parse(text);
+  } catch (cause) {
+    throw new BgeM3Error('CORRUPT_FILE', `${path} is not valid JSON (${(cause as Error).message}); re-download ${what}.`, { cause });
+  }
+}

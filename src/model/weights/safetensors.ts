@@ -1,0 +1,44 @@
+/**
+ * Reads a `.safetensors` file: an 8-byte little-endian header length, a JSON header naming each
+ * tensor's dtype, shape and byte range, then the raw data. Hand-written: the format is a page long
+ * and the npm readers pull in far more than this needs.
+ */
+import { BgeM3Error } from '../../errors.js';
+import { bfloat16ToFloat32, halfToFloat32 } from './fp16.js';
+import type { WeightTensor } from './tensor.js';
+
+const BYTES: Record<string, number> = { F16: 2, BF16: 2, F32: 4, F64: 8 };
+
+export function readSafetensors(buf: Buffer, file: string): Map<string, WeightTensor> {
+  const corrupt = (what: string): never => {
+    throw new BgeM3Error('CORRUPT_FILE', `${file} is not a readable .safetensors file (${what}); re-download it.`);
+  };
+  if (buf.length < 8) corrupt('shorter than its 8-byte header length');
+  const headerLen = Number(buf.readBigUInt64LE(0));
+  if (8 + headerLen > buf.length) corrupt('header runs past the end of the file');
+  let header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+  try {
+    header = JSON.parse(buf.toString('utf8', 8, 8 + headerLen));
+  } catch {
+    return corrupt('header is not JSON');
+  }
+  const base = 8 + headerLen;
+  const out = new Map<string, WeightTensor>();
+  for (const [name, info] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    const size = BYTES[info.dtype];
+    if (!size) corrupt(`tensor "${name}" has unsupported dtype ${info.dtype}`);
+    const [start, end] = info.data_offsets;
+    const numel = info.shape.reduce((a, b) => a * b, 1);
+    if (end - start !== numel * size! || base + end > buf.length) corrupt(`tensor "${name}" has a bad byte range`);
+    const bytes = new Uint8Array(end - start);
+    bytes.set(buf.subarray(base + start, base + end));
+    let data: Float32Array;
+    if (info.dtype === 'F16') data = halfToFloat32(new Uint16Array(bytes.buffer));
+    else if (info.dtype === 'BF16') data = bfloat16ToFloat32(new Uint16Array(bytes.buffer));
+    else if (info.dtype === 'F32') data = new Float32Array(bytes.buffer);
+    else data = Float32Array.from(new Float64Array(bytes.buffer));
+    out.set(name, { shape: info.shape, data });
+  }
+  return out;
+}
