@@ -4,7 +4,12 @@ import { defineConfig } from 'tsup';
 // so the CJS build requires the frameworks' CJS builds and the ESM build imports their ESM builds
 // (the user's own condition decides; no dual-package mixing).
 export default defineConfig({
-  entry: { index: 'src/index.ts' },
+  entry: {
+    index: 'src/index.ts',
+    langchain: 'src/langchain.ts',
+    llamaindex: 'src/llamaindex.ts',
+    cli: 'src/cli.ts',
+  },
   format: ['esm', 'cjs'],
   dts: true,
   sourcemap: true,

@@ -1,0 +1,2 @@
+/** bge-m3-rag/langchain: LangChain.js adapters (filled by the adapters work). */
+export {};
