@@ -1,0 +1,157 @@
+/**
+ * Loading: layout detection, missing and corrupt files, and the `.pt` reader's refusal to run
+ * anything but a plain state_dict. Each failure must be a BgeM3Error naming the file at fault.
+ */
+import { cpSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
+import { afterAll, describe, expect, it } from 'vitest';
+import { BgeM3Model } from '../../src/index.js';
+import { DataType, encodeModel, node, valueInfo } from '../../src/model/onnx-graph.js';
+import { readTorchStateDict } from '../../src/model/weights/torch-state-dict.js';
+import { readSafetensors } from '../../src/model/weights/safetensors.js';
+import { TINY_DIR } from '../helpers.js';
+
+const tmpRoot = mkdtempSync(join(tmpdir(), 'bge-m3-loading-'));
+afterAll(() => rmSync(tmpRoot, { recursive: true, force: true }));
+
+/** A writable copy of the fixture (without the m3/ layout) to break in one way. */
+function fixtureCopy(name: string): string {
+  const dir = join(tmpRoot, name);
+  cpSync(TINY_DIR, dir, { recursive: true, filter: (src) => !src.includes('/m3') && !src.endsWith('expected.json') });
+  return dir;
+}
+
+/** Rewrites one zip entry of a torch .pt in place (same length) and fixes its CRC-32 in both headers. */
+function patchPtEntry(path: string, entrySuffix: string, patch: (data: Buffer) => void): void {
+  const buf = readFileSync(path);
+  const cdSig = Buffer.from([0x50, 0x4b, 0x01, 0x02]);
+  for (let p = buf.indexOf(cdSig); p >= 0; p = buf.indexOf(cdSig, p + 4)) {
+    const nameLen = buf.readUInt16LE(p + 28);
+    const name = buf.toString('utf8', p + 46, p + 46 + nameLen);
+    if (!name.endsWith(entrySuffix)) continue;
+    const local = buf.readUInt32LE(p + 42);
+    const start = local + 30 + buf.readUInt16LE(local + 26) + buf.readUInt16LE(local + 28);
+    const data = buf.subarray(start, start + buf.readUInt32LE(p + 20));
+    patch(data);
+    const crc = crc32(data);
+    buf.writeUInt32LE(crc, p + 16);
+    buf.writeUInt32LE(crc, local + 14);
+    writeFileSync(path, buf);
+    return;
+  }
+  throw new Error(`no entry ${entrySuffix} in ${path}`);
+}
+
+describe('loading', () => {
+  it('loads dense-only without head files, and names the missing files when sparse/ColBERT are asked for', async () => {
+    const dir = fixtureCopy('no-heads');
+    rmSync(join(dir, 'colbert_linear.pt'));
+    rmSync(join(dir, 'sparse_linear.pt'));
+    const model = await BgeM3Model.load(dir);
+    try {
+      expect((await model.encode(['hello'])).denseVecs![0]).toHaveLength(32);
+      await expect(model.encode(['hello'], { returnSparse: true })).rejects.toThrow(/sparse_linear\.pt or sparse_linear\.safetensors/);
+      await expect(model.encode(['hello'], { returnColbertVecs: true })).rejects.toThrow(/colbert_linear\.pt/);
+      await expect(model.computeScore([['a', 'b']])).rejects.toMatchObject({ code: 'MISSING_FILE' });
+    } finally {
+      await model.dispose();
+    }
+  });
+
+  it('reads heads from .safetensors files as well as .pt', async () => {
+    const dir = fixtureCopy('safetensors-heads');
+    for (const head of ['colbert_linear', 'sparse_linear']) {
+      const tensors = readTorchStateDict(readFileSync(join(dir, `${head}.pt`)), head);
+      // Write the same weights as fp32 safetensors, then remove the .pt.
+      const entries = [...tensors.entries()];
+      let offset = 0;
+      const header: Record<string, unknown> = {};
+      for (const [name, t] of entries) {
+        header[name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };
+        offset += t.data.byteLength;
+      }
+      const json = Buffer.from(JSON.stringify(header));
+      const len = Buffer.alloc(8);
+      len.writeBigUInt64LE(BigInt(json.length));
+      writeFileSync(join(dir, `${head}.safetensors`), Buffer.concat([len, json, ...entries.map(([, t]) => Buffer.from(t.data.buffer))]));
+      rmSync(join(dir, `${head}.pt`));
+      expect([...readSafetensors(readFileSync(join(dir, `${head}.safetensors`)), head).keys()]).toEqual(['weight', 'bias']);
+    }
+    const fromPt = await BgeM3Model.load(TINY_DIR);
+    const fromSafetensors = await BgeM3Model.load(dir);
+    try {
+      const a = await fromPt.encode(['What is BGE M3?'], { returnSparse: true, returnColbertVecs: true });
+      const b = await fromSafetensors.encode(['What is BGE M3?'], { returnSparse: true, returnColbertVecs: true });
+      expect(b.lexicalWeights).toEqual(a.lexicalWeights);
+      expect(b.colbertVecs).toEqual(a.colbertVecs);
+    } finally {
+      await fromPt.dispose();
+      await fromSafetensors.dispose();
+    }
+  });
+
+  it('refuses a .pt whose pickle asks for a forbidden global, without running it', async () => {
+    const dir = fixtureCopy('evil-pt');
+    const evil = join(dir, 'sparse_linear.pt');
+    // "collections\nOrderedDict\n" -> "subprocess\ncheck_output\n": same length, so offsets stay valid.
+    patchPtEntry(evil, 'data.pkl', (data) => {
+      const at = data.indexOf('collections\nOrderedDict\n');
+      data.write('subprocess\ncheck_output\n', at, 'latin1');
+    });
+    await expect(BgeM3Model.load(dir)).rejects.toThrow(/sparse_linear\.pt asks for the Python global "subprocess\.check_output".*refusing/);
+    await expect(BgeM3Model.load(dir)).rejects.toMatchObject({ code: 'UNSAFE_PICKLE' });
+  });
+
+  it('detects a corrupt byte in a .pt (CRC-32) and a truncated .pt', async () => {
+    const dir = fixtureCopy('corrupt-pt');
+    const pt = join(dir, 'colbert_linear.pt');
+    const buf = readFileSync(pt);
+    buf[200] ^= 0xff; // inside the first tensor's data
+    writeFileSync(pt, buf);
+    await expect(BgeM3Model.load(dir)).rejects.toThrow(/colbert_linear\.pt is not a readable zip archive \(CRC-32 mismatch/);
+    writeFileSync(pt, buf.subarray(0, 100));
+    await expect(BgeM3Model.load(dir)).rejects.toMatchObject({ code: 'CORRUPT_FILE' });
+  });
+
+  it('names the directory when it does not exist, and the file when the graph or tokenizer is missing', async () => {
+    const missing = join(tmpRoot, 'does-not-exist');
+    await expect(BgeM3Model.load(missing)).rejects.toThrow(new RegExp(`Model directory ${missing} does not exist`));
+    const noGraph = fixtureCopy('no-graph');
+    rmSync(join(noGraph, 'onnx'), { recursive: true });
+    await expect(BgeM3Model.load(noGraph)).rejects.toThrow(/No ONNX graph in .*no-graph: looked for onnx\/model\.onnx, model\.onnx/);
+    const noTokenizer = fixtureCopy('no-tokenizer');
+    rmSync(join(noTokenizer, 'tokenizer.json'));
+    await expect(BgeM3Model.load(noTokenizer)).rejects.toThrow(/No tokenizer\.json in .*no-tokenizer/);
+    await expect(BgeM3Model.load(TINY_DIR, { modelFile: 'onnx/model_fp16.onnx' })).rejects.toThrow(/Check the modelFile option/);
+  });
+
+  it('reports a truncated .onnx or external-data file, naming the graph', async () => {
+    const dir = fixtureCopy('truncated-onnx');
+    truncateSync(join(dir, 'onnx', 'model.onnx'), 1000);
+    await expect(BgeM3Model.load(dir)).rejects.toThrow(/onnxruntime cannot load .*truncated-onnx\/onnx\/model\.onnx/);
+    const dir2 = fixtureCopy('truncated-data');
+    truncateSync(join(dir2, 'onnx', 'model.onnx_data'), 1000);
+    await expect(BgeM3Model.load(dir2)).rejects.toMatchObject({ code: 'CORRUPT_FILE' });
+  });
+
+  it('rejects a graph whose outputs match no known layout', async () => {
+    const dir = fixtureCopy('unknown-layout');
+    const graph = encodeModel({
+      name: 'not-bge-m3',
+      node: [node('Cast', ['input_ids'], ['pooled'], { to: DataType.FLOAT }), node('Identity', ['attention_mask'], ['mask_out'])],
+      input: [valueInfo('input_ids', DataType.INT64, ['b', 's']), valueInfo('attention_mask', DataType.INT64, ['b', 's'])],
+      output: [valueInfo('pooled', DataType.FLOAT, ['b', 's']), valueInfo('mask_out', DataType.INT64, ['b', 's'])],
+    });
+    writeFileSync(join(dir, 'model.onnx'), graph);
+    await expect(BgeM3Model.load(dir, { modelFile: 'model.onnx' })).rejects.toThrow(
+      /model\.onnx has outputs \["pooled","mask_out"\], which match no known BGE-M3 export/,
+    );
+  });
+
+  it('rejects bad load options', async () => {
+    await expect(BgeM3Model.load(TINY_DIR, { threads: 0 })).rejects.toThrow(/threads must be a positive integer/);
+    await expect(BgeM3Model.load(TINY_DIR, { maxBatchTokens: -1 })).rejects.toThrow(/maxBatchTokens/);
+  });
+});
