@@ -442,8 +442,10 @@ export class BgeM3Model {
       const { data, dims } = res[layout.colbert!]!;
       const rowsPer = dims[1]!;
       const D = dims[2]!;
+      // Known exports return positions 1.. (`seq - 1` rows); one that keeps all `seq` rows has <s> first.
+      const skip = rowsPer === T ? 1 : 0;
       out.colbert = sequences.map((s, b) => {
-        const from = b * rowsPer * D;
+        const from = (b * rowsPer + skip) * D;
         return splitRows(data.slice(from, from + (s.length - 1) * D), s.length - 1, D);
       });
     }
