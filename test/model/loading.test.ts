@@ -108,7 +108,7 @@ describe('loading', () => {
     const dir = fixtureCopy('corrupt-pt');
     const pt = join(dir, 'colbert_linear.pt');
     const buf = readFileSync(pt);
-    buf[200] ^= 0xff; // inside the first tensor's data
+    buf[200] = buf[200]! ^ 0xff; // inside the first tensor's data
     writeFileSync(pt, buf);
     await expect(BgeM3Model.load(dir)).rejects.toThrow(/colbert_linear\.pt is not a readable zip archive \(CRC-32 mismatch/);
     writeFileSync(pt, buf.subarray(0, 100));
