@@ -8,6 +8,7 @@
 import { readFile } from 'node:fs/promises';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { BgeM3Error } from '../errors.js';
+import { PrecompiledNormalizer } from './precompiled-normalizer.js';
 
 export interface SpecialTokenIds {
   bos: number;
@@ -33,8 +34,9 @@ export class BgeM3Tokenizer {
     const config = tokenizerConfigPath ? await readJson(tokenizerConfigPath, 'the tokenizer config') : {};
     let tokenizer: Tokenizer;
     try {
-      tokenizer = new Tokenizer(json, config);
+      tokenizer = createTokenizer(json, config, tokenizerJsonPath);
     } catch (cause) {
+      if (cause instanceof BgeM3Error) throw cause;
       throw new BgeM3Error('CORRUPT_FILE', `${tokenizerJsonPath} is not a tokenizer this package can run: ${(cause as Error).message}`, { cause });
     }
     const id = (key: string, fallback: string): number => {
@@ -69,6 +71,36 @@ export class BgeM3Tokenizer {
   decodeOne(id: number): string {
     return this.tokenizer.decode([id]);
   }
+}
+
+/**
+ * Builds the `@huggingface/tokenizers` tokenizer, with SentencePiece's `Precompiled` normalizer run
+ * by {@link PrecompiledNormalizer} (the library only approximates it; see that module). XLM-RoBERTa's
+ * normalizer is `Sequence[Precompiled, Replace(" {2,}", " ")]`: the library keeps the steps after
+ * `Precompiled`, and the exact `Precompiled` runs first, which is the same order.
+ */
+function createTokenizer(json: Record<string, any>, config: Record<string, any>, source: string): Tokenizer {
+  const normalizer = json.normalizer;
+  const steps: any[] | undefined =
+    normalizer?.type === 'Sequence' ? normalizer.normalizers : normalizer ? [normalizer] : undefined;
+  const first = steps?.[0];
+  if (first?.type !== 'Precompiled' || typeof first.precompiled_charsmap !== 'string') {
+    return new Tokenizer(json, config);
+  }
+  const precompiled = new PrecompiledNormalizer(first.precompiled_charsmap, source);
+  const rest = steps!.slice(1);
+  const tokenizer = new Tokenizer(
+    { ...json, normalizer: rest.length === 0 ? null : { type: 'Sequence', normalizers: rest } },
+    config,
+  );
+  // The library calls `this.normalizer(text)` on each piece of text between added tokens, exactly
+  // where the Rust tokenizer runs its normalizer.
+  const internals = tokenizer as unknown as { normalizer: ((text: string) => string) | null };
+  const remaining = internals.normalizer;
+  internals.normalizer = remaining
+    ? (text: string) => remaining(precompiled.normalize(text))
+    : (text: string) => precompiled.normalize(text);
+  return tokenizer;
 }
 
 async function readJson(path: string, what: string): Promise<Record<string, any>> {
