@@ -15,6 +15,7 @@
  * (or kept). The quirks are intentional: they are what the reference tokenizer does.
  */
 import { BgeM3Error } from '../errors.js';
+import { boundaryChunks } from './text-boundaries.js';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -45,6 +46,12 @@ export class PrecompiledNormalizer {
   /** Normalizes `text` exactly as the Rust `Precompiled` normalizer does. */
   normalize(text: string): string {
     if (this.asciiIsIdentity && /^[\x20-\x7e]*$/.test(text)) return text;
+    let out = '';
+    for (const chunk of boundaryChunks(text)) out += this.normalizeChunk(chunk);
+    return out;
+  }
+
+  private normalizeChunk(text: string): string {
     let out = '';
     for (const { segment } of this.segmenter.segment(text)) {
       if (utf8Length(segment) < 6) {

@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { BgeM3Error } from '../errors.js';
 import { PrecompiledNormalizer } from './precompiled-normalizer.js';
+import { boundaryChunks, wordBoundaryBefore } from './text-boundaries.js';
 
 export interface SpecialTokenIds {
   bos: number;
@@ -58,13 +59,47 @@ export class BgeM3Tokenizer {
    * The text is not stripped or otherwise changed first, as in FlagEmbedding.
    */
   encode(text: string, maxLength: number): number[] {
-    const ids = this.tokenizer.encode(text, { add_special_tokens: false }).ids;
+    const ids = this.leadingIds(text, maxLength - 2);
     const keep = Math.min(ids.length, maxLength - 2);
     const out = new Array<number>(keep + 2);
     out[0] = this.special.bos;
     for (let i = 0; i < keep; i++) out[i + 1] = ids[i]!;
     out[keep + 1] = this.special.eos;
     return out;
+  }
+
+  /**
+   * Ids of at least the first `budget` tokens of `text` (all of them if it has fewer).
+   *
+   * Truncation keeps only `maxLength - 2` tokens, so a long text is tokenized from a prefix that
+   * ends just before a word boundary, doubling the prefix until it yields enough tokens. Words are
+   * tokenized independently, so the prefix's ids are exactly the first ids of the whole text. This
+   * keeps a book-length input cheap and avoids `@huggingface/tokenizers` overflowing the call stack
+   * on inputs of over ~100k tokens. A text without any space (e.g. unsegmented CJK) past that size
+   * is cut at a character boundary with a wide margin instead: the segmentation of the kept tokens
+   * could then differ only if the Viterbi path reached across the whole margin.
+   */
+  private leadingIds(text: string, budget: number): number[] {
+    for (let cut = Math.max(4 * budget, 4096); cut < text.length; cut *= 2) {
+      const at = wordBoundaryBefore(text, cut);
+      if (at <= 0) break;
+      const ids = this.encodeRaw(text.slice(0, at));
+      if (ids.length >= budget) return ids;
+    }
+    try {
+      return this.encodeRaw(text);
+    } catch (e) {
+      if (!(e instanceof RangeError)) throw e;
+      for (let cut = Math.max(8 * budget, 4096); ; cut *= 2) {
+        const prefix = [...boundaryChunksUpTo(text, cut)].join('');
+        const ids = this.encodeRaw(prefix);
+        if (ids.length >= budget + 256 || prefix.length === text.length) return ids;
+      }
+    }
+  }
+
+  private encodeRaw(text: string): number[] {
+    return this.tokenizer.encode(text, { add_special_tokens: false }).ids;
   }
 
   /** `tokenizer.decode([id])`, as FlagEmbedding's `convert_id_to_token` uses it. */
@@ -114,5 +149,15 @@ async function readJson(path: string, what: string): Promise<Record<string, any>
     return JSON.parse(text);
   } catch (cause) {
     throw new BgeM3Error('CORRUPT_FILE', `${path} is not valid JSON (${(cause as Error).message}); re-download ${what}.`, { cause });
+  }
+}
+
+/** The leading chunks of `text` (cut at grapheme boundaries) totalling at least `length` code units. */
+function* boundaryChunksUpTo(text: string, length: number): Generator<string> {
+  let total = 0;
+  for (const chunk of boundaryChunks(text)) {
+    yield chunk;
+    total += chunk.length;
+    if (total >= length) return;
   }
 }

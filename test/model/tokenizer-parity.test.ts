@@ -49,6 +49,17 @@ describe('tokenizer parity with the Rust tokenizer', () => {
     expect(ours.encode(text, 1_000_000)).toEqual(want);
   });
 
+  it('truncates book-length inputs to the same ids as tokenizing everything and cutting', async () => {
+    const spaced = 'Der schnelle braune Fuchs springt über den faulen Hund. 東京は日本の首都です。 Быстрая лиса. नमस्ते दुनिया। '.repeat(2500);
+    const unspaced = '東京は日本の首都です。ひらがなとカタカナ。'.repeat(12000); // one "word" of > 100k tokens
+    for (const text of [spaced, unspaced]) {
+      const full = await reference(text);
+      for (const maxLength of [8192, 300]) {
+        expect(ours.encode(text, maxLength)).toEqual([...full.slice(0, maxLength - 1), 2]);
+      }
+    }
+  });
+
   it('matches on 3000 random strings across Unicode blocks', async () => {
     let seed = 20261127;
     const rand = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
