@@ -22,3 +22,18 @@ export {
   type M3PairScore,
   type ModeWeights,
 } from './scores.js';
+export {
+  M3Reranker,
+  DEFAULT_RERANK_WEIGHTS,
+  DEFAULT_RERANK_CACHE_BYTES,
+  type M3RerankerOptions,
+  type M3RerankOptions,
+  type M3RerankResult,
+  type PassageCacheStats,
+} from './rerankers/m3-reranker.js';
+export {
+  DEFAULT_MODEL_SOURCE,
+  disposeSharedModels,
+  type BgeM3ModelOption,
+  type BgeM3ModelFields,
+} from './model/model-option.js';

@@ -1,2 +1,4 @@
-/** bge-m3-rag/langchain: LangChain.js adapters (filled by the adapters work). */
-export {};
+/** bge-m3-rag/langchain: LangChain.js adapters (peer: @langchain/core >=1 <2). Re-exports only. */
+export { BgeM3Embeddings, type BgeM3EmbeddingsParams } from './embeddings/langchain-embeddings.js';
+export { BgeM3Reranker, type BgeM3RerankerParams, type BgeM3RerankMetadata } from './rerankers/langchain-reranker.js';
+export { DEFAULT_MODEL_SOURCE, disposeSharedModels, type BgeM3ModelOption, type BgeM3ModelFields } from './model/model-option.js';

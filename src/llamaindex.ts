@@ -1,2 +1,4 @@
-/** bge-m3-rag/llamaindex: LlamaIndex.TS adapters (filled by the adapters work). */
-export {};
+/** bge-m3-rag/llamaindex: LlamaIndex.TS adapters (peer: @llamaindex/core >=0.5.8 <0.7). Re-exports only. */
+export { BgeM3Embedding, type BgeM3EmbeddingOptions } from './embeddings/llamaindex-embedding.js';
+export { BgeM3Rerank, type BgeM3RerankOptions } from './rerankers/llamaindex-rerank.js';
+export { DEFAULT_MODEL_SOURCE, disposeSharedModels, type BgeM3ModelOption, type BgeM3ModelFields } from './model/model-option.js';
