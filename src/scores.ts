@@ -13,9 +13,22 @@ export function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
   if (b.length !== n) {
     throw new BgeM3Error('INVALID_ARGUMENT', `dot: vectors have different lengths (${n} and ${b.length}).`);
   }
-  let s = 0;
-  for (let i = 0; i < n; i++) s += a[i]! * b[i]!;
-  return s;
+  // Four independent accumulators: MaxSim calls this millions of times per rerank, and breaking the
+  // dependency chain roughly doubles throughput. Summation order differs from a plain loop only in
+  // the last bits of a double.
+  let s0 = 0;
+  let s1 = 0;
+  let s2 = 0;
+  let s3 = 0;
+  let i = 0;
+  for (; i + 3 < n; i += 4) {
+    s0 += a[i]! * b[i]!;
+    s1 += a[i + 1]! * b[i + 1]!;
+    s2 += a[i + 2]! * b[i + 2]!;
+    s3 += a[i + 3]! * b[i + 3]!;
+  }
+  for (; i < n; i++) s0 += a[i]! * b[i]!;
+  return s0 + s1 + (s2 + s3);
 }
 
 /** Scales a vector to unit L2 norm in place, like `F.normalize(x, dim=-1)` (norm clamped at 1e-12). */
