@@ -13,6 +13,16 @@ export type {
 } from './model/bge-m3-model.js';
 export { BgeM3Error, type BgeM3ErrorCode } from './errors.js';
 export {
+  resolveModelSource,
+  defaultCacheDir,
+  type ResolveSourceOptions,
+  type ResolvedModelSource,
+  type DownloadProgress,
+  type DownloadProgressCallback,
+  type HubOptions,
+} from './model/sources/index.js';
+export type { BgeM3Dtype } from './model/model-files.js';
+export {
   dot,
   lexicalMatchingScore,
   colbertScore,

@@ -22,11 +22,43 @@ import {
 import { planBatches } from './batching.js';
 import { EncoderSession, padBatch, type EncoderBatch } from './encoder.js';
 import { HeadsRunner } from './heads.js';
-import { locateModelFiles } from './model-files.js';
+import { locateModelFiles, type BgeM3Dtype } from './model-files.js';
+import type { DownloadProgressCallback } from './sources/progress.js';
+import { resolveModelSource } from './sources/resolve-source.js';
 import { BgeM3Tokenizer } from './tokenizer.js';
 import { findHeadFile, headFileNames, readLinearHead, type HeadName } from './weights/linear-head.js';
 
 export interface BgeM3LoadOptions {
+  /** Hub revision (branch, tag or 40-hex commit) when `source` is a repo id. Default `'main'`. */
+  revision?: string;
+  /**
+   * Hugging Face hub cache (shared with Python's huggingface_hub). Default: `HF_HUB_CACHE`, else
+   * `$HF_HOME/hub`, else `~/.cache/huggingface/hub`.
+   */
+  cacheDir?: string;
+  /** Hub base URL (a mirror or a private hub). Default: `HF_ENDPOINT`, else `https://huggingface.co`. */
+  hubUrl?: string;
+  /** Token for private or gated repos. Default: `HF_TOKEN`, else the token `huggingface-cli login` saved. */
+  token?: string;
+  /**
+   * Never open a connection: load from the cache or fail with a list of the missing files.
+   * Default: `HF_HUB_OFFLINE=1`. Even when online, a repo whose files are all cached loads without
+   * contacting the hub.
+   */
+  offline?: boolean;
+  /**
+   * Graph precision: `'fp32'` (default) → `onnx/model.onnx`, `'fp16'` → `onnx/model_fp16.onnx`,
+   * `'q8'` → `onnx/model_quantized.onnx` (Xenova/bge-m3 naming; a root-level `model*.onnx` also
+   * matches). `modelFile` overrides it.
+   */
+  dtype?: BgeM3Dtype;
+  /**
+   * A hub repo id or directory to take `colbert_linear.pt` / `sparse_linear.pt` from when the model
+   * lacks them, e.g. `{ dtype: 'q8', heads: 'BAAI/bge-m3' }` with source `'Xenova/bge-m3'`.
+   */
+  heads?: string;
+  /** Download progress (bytes, rate, ETA per file). Default: a progress line on stderr when it is a terminal. */
+  onProgress?: DownloadProgressCallback;
   /** onnxruntime intra-op threads. Default: onnxruntime's own choice (the number of physical cores). */
   threads?: number;
   /**
@@ -118,10 +150,14 @@ export class BgeM3Model {
    * `sparse_linear.pt` (or `.safetensors`), or a graph with the heads inside
    * (`dense_vecs`/`sparse_vecs`/`colbert_vecs` or `dense_embeddings`/`sparse_weights`/`colbert_vectors`).
    * Dense-only use works without head files.
+   *
+   * `source` is a local directory or a Hugging Face hub repo id (default `'BAAI/bge-m3'`). A repo is
+   * fetched once into the hub cache (only the files its layout needs, verified, resumable) and then
+   * loaded from there without any network access; see the hub options above.
    */
-  static async load(dir: string, options: BgeM3LoadOptions = {}): Promise<BgeM3Model> {
-    if (typeof dir !== 'string' || dir.length === 0) {
-      throw new BgeM3Error('INVALID_ARGUMENT', `BgeM3Model.load: expected a model directory path, got ${describe(dir)}.`);
+  static async load(source: string = 'BAAI/bge-m3', options: BgeM3LoadOptions = {}): Promise<BgeM3Model> {
+    if (typeof source !== 'string' || source.length === 0) {
+      throw new BgeM3Error('INVALID_ARGUMENT', `BgeM3Model.load: expected a model directory or a hub repo id such as "BAAI/bge-m3", got ${describe(source)}.`);
     }
     const threads = options.threads;
     if (threads !== undefined && !(Number.isInteger(threads) && threads > 0)) {
@@ -129,7 +165,12 @@ export class BgeM3Model {
     }
     const maxBatchTokens = checkPositiveInt(options.maxBatchTokens ?? 8192, 'maxBatchTokens');
     const concurrency = checkPositiveInt(options.concurrency ?? 1, 'concurrency');
-    const files = locateModelFiles(dir, options.modelFile);
+    const resolved = await resolveModelSource(source, options);
+    const files = locateModelFiles(resolved.dir, {
+      modelFile: resolved.modelFile ?? options.modelFile,
+      dtype: options.dtype,
+      extraHeadDirs: resolved.headDirs,
+    });
     const sessionOptions: ort.InferenceSession.SessionOptions = {
       graphOptimizationLevel: options.graphOptimizationLevel ?? 'all',
       executionMode: 'sequential',
