@@ -98,17 +98,18 @@ export function checkModeWeights(weights: readonly number[], option = 'weightsFo
       `${option} must be three finite numbers [dense, sparse, colbert], e.g. [0.4, 0.2, 0.4]; got ${JSON.stringify(weights)}.`,
     );
   }
-  if (weights[0]! + weights[1]! === 0 || weights[0]! + weights[1]! + weights[2]! === 0) {
+  if (weights[0]! + weights[1]! + weights[2]! === 0) {
     throw new BgeM3Error(
       'INVALID_ARGUMENT',
-      `${option} ${JSON.stringify(weights)}: the weighted averages divide by w[0]+w[1] and by w[0]+w[1]+w[2], so neither sum may be 0.`,
+      `${option} ${JSON.stringify(weights)}: 'colbert+sparse+dense' divides by w[0]+w[1]+w[2], so the weights may not sum to 0.`,
     );
   }
   return weights as unknown as ModeWeights;
 }
 
 /**
- * The weighted combinations of `compute_score`, divided by the weight sums as FlagEmbedding does:
+ * The weighted combinations of `compute_score`, divided by the weight sums as FlagEmbedding does
+ * (with weights `[0, 0, w]`, ColBERT only, `'sparse+dense'` is 0/0 = NaN there as well):
  * `'sparse+dense' = (w1*sparse + w0*dense) / (w0 + w1)` and
  * `'colbert+sparse+dense' = (w0*dense + w1*sparse + w2*colbert) / (w0 + w1 + w2)`.
  */

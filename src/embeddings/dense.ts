@@ -3,7 +3,7 @@ import type { BgeM3Model } from '../model/bge-m3-model.js';
 
 export interface DenseOptions {
   batchSize: number;
-  maxLength: number;
+  maxLength?: number;
   onProgress?: (progress: { done: number; total: number }) => void;
 }
 

@@ -14,7 +14,7 @@ import { embedDense } from './dense.js';
 export interface BgeM3EmbeddingsParams extends EmbeddingsParams, BgeM3ModelFields {
   /** Texts per `encode` call (and at most per onnxruntime batch). Default 256 (FlagEmbedding's). */
   batchSize?: number;
-  /** Maximum tokens per text, counting `<s>`/`</s>`; longer texts are truncated. Default 8192. */
+  /** Maximum tokens per text, counting `<s>`/`</s>`; longer texts are truncated. Default: the engine's (8192, or the model's limit). */
   maxLength?: number;
   /**
    * `encode` calls that may run at once. Default 1 (not LangChain's Infinity): one onnxruntime run
@@ -32,7 +32,7 @@ export interface BgeM3EmbeddingsParams extends EmbeddingsParams, BgeM3ModelField
 
 export class BgeM3Embeddings extends Embeddings {
   readonly batchSize: number;
-  readonly maxLength: number;
+  readonly maxLength: number | undefined;
   private readonly handle: ModelHandle;
   private readonly onProgress: BgeM3EmbeddingsParams['onProgress'];
 
@@ -42,7 +42,7 @@ export class BgeM3Embeddings extends Embeddings {
     super({ maxConcurrency, maxRetries, onFailedAttempt: fields.onFailedAttempt });
     this.handle = new ModelHandle(fields, 'BgeM3Embeddings');
     this.batchSize = checkInteger(fields.batchSize ?? 256, 'BgeM3Embeddings: batchSize', 1);
-    this.maxLength = checkInteger(fields.maxLength ?? 8192, 'BgeM3Embeddings: maxLength', 2);
+    this.maxLength = fields.maxLength === undefined ? undefined : checkInteger(fields.maxLength, 'BgeM3Embeddings: maxLength', 2);
     this.onProgress = fields.onProgress;
   }
 

@@ -16,22 +16,22 @@ export interface BgeM3EmbeddingOptions extends BgeM3ModelFields {
    * size; LlamaIndex's own default of 10 is sized for remote APIs).
    */
   embedBatchSize?: number;
-  /** Maximum tokens per text, counting `<s>`/`</s>`; longer texts are truncated. Default 8192. */
+  /** Maximum tokens per text, counting `<s>`/`</s>`; longer texts are truncated. Default: the engine's (8192, or the model's limit). */
   maxLength?: number;
 }
 
 export class BgeM3Embedding extends BaseEmbedding {
   // Fields, not constructor assignments: BaseEmbedding's constructor returns a function object
   // (TransformComponent), and define-semantics fields are the way subclasses set state on it.
-  readonly maxLength: number;
+  readonly maxLength: number | undefined;
   private readonly handle: ModelHandle;
 
   constructor(options: BgeM3EmbeddingOptions = {}) {
     super();
     this.handle = new ModelHandle(options, 'BgeM3Embedding');
     this.embedBatchSize = checkInteger(options.embedBatchSize ?? 256, 'BgeM3Embedding: embedBatchSize', 1);
-    this.maxLength = checkInteger(options.maxLength ?? 8192, 'BgeM3Embedding: maxLength', 2);
-    this.embedInfo = { maxTokens: this.maxLength };
+    this.maxLength = options.maxLength === undefined ? undefined : checkInteger(options.maxLength, 'BgeM3Embedding: maxLength', 2);
+    this.embedInfo = { maxTokens: this.maxLength ?? 8192 };
   }
 
   /** The model (loaded on first call when `model` was a source string). */

@@ -27,9 +27,9 @@ export interface M3RerankerOptions {
   model: BgeM3Model;
   /** `[dense, sparse, colbert]` weights of the final score. Default `[0.4, 0.2, 0.4]` (the model card's). */
   weights?: readonly [number, number, number];
-  /** Maximum query tokens, counting `<s>`/`</s>`. Default 512 (FlagEmbedding's `max_query_length`). */
+  /** Maximum query tokens, counting `<s>`/`</s>`. Default 512 (FlagEmbedding's `max_query_length`), or the model's limit if lower. */
   maxQueryLength?: number;
-  /** Maximum passage tokens, counting `<s>`/`</s>`. Default 8192 (FlagEmbedding's `max_passage_length`). */
+  /** Maximum passage tokens, counting `<s>`/`</s>`. Default 8192 (FlagEmbedding's `max_passage_length`), or the model's limit if lower. */
   maxPassageLength?: number;
   /** Maximum texts per encode batch. Default 256 (FlagEmbedding's). */
   batchSize?: number;
@@ -85,9 +85,10 @@ export class M3Reranker {
       );
     }
     this.model = model;
-    this.weights = checkModeWeights([...(options.weights ?? DEFAULT_RERANK_WEIGHTS)], 'weights');
-    this.maxQueryLength = checkLength(options.maxQueryLength ?? 512, 'maxQueryLength', model);
-    this.maxPassageLength = checkLength(options.maxPassageLength ?? 8192, 'maxPassageLength', model);
+    this.weights = checkModeWeights(options.weights ?? DEFAULT_RERANK_WEIGHTS, 'weights');
+    // Defaults capped by the model's position table, so a model with a shorter one works out of the box.
+    this.maxQueryLength = checkLength(options.maxQueryLength ?? Math.min(512, model.maxPositions), 'maxQueryLength', model);
+    this.maxPassageLength = checkLength(options.maxPassageLength ?? Math.min(8192, model.maxPositions), 'maxPassageLength', model);
     this.batchSize = checkInteger(options.batchSize ?? 256, 'batchSize', 1);
     this.cache = new PassageCache(checkInteger(options.cacheMaxBytes ?? DEFAULT_RERANK_CACHE_BYTES, 'cacheMaxBytes', 0));
   }

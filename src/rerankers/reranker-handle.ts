@@ -27,7 +27,7 @@ export class RerankerHandle {
     this.model = new ModelHandle(fields, owner);
     this.topN = checkInteger(fields.topN ?? DEFAULT_TOP_N, `${owner}: topN`, 1);
     // Checked now so a bad option fails at construction; the token bounds need the model (M3Reranker checks them).
-    checkModeWeights([...(fields.weights ?? DEFAULT_RERANK_WEIGHTS)], `${owner}: weights`);
+    checkModeWeights(fields.weights ?? DEFAULT_RERANK_WEIGHTS, `${owner}: weights`);
     if (fields.maxQueryLength !== undefined) checkInteger(fields.maxQueryLength, `${owner}: maxQueryLength`, 2);
     if (fields.maxPassageLength !== undefined) checkInteger(fields.maxPassageLength, `${owner}: maxPassageLength`, 2);
     if (fields.batchSize !== undefined) checkInteger(fields.batchSize, `${owner}: batchSize`, 1);

@@ -60,7 +60,11 @@ describe('BgeM3Model inputs and edge cases', () => {
     await expect(model.computeScore([['q', 'p']], { weightsForDifferentModes: [0.5, 0.5] })).rejects.toThrow(
       /weightsForDifferentModes must be three finite numbers/,
     );
-    await expect(model.computeScore([['q', 'p']], { weightsForDifferentModes: [0, 0, 1] })).rejects.toThrow(/neither sum may be 0/);
+    await expect(model.computeScore([['q', 'p']], { weightsForDifferentModes: [0, 0, 0] })).rejects.toThrow(/may not sum to 0/);
+    // ColBERT only (the paper's multi-vector mode) is allowed; 'sparse+dense' is 0/0 as in FlagEmbedding.
+    const colbertOnly = await model.computeScore([['q', 'p']], { weightsForDifferentModes: [0, 0, 1] });
+    expect(colbertOnly['colbert+sparse+dense'][0]).toBeCloseTo(colbertOnly.colbert[0]!, 6);
+    expect(colbertOnly['sparse+dense'][0]).toBeNaN();
     await expect(model.computeScore([['q'] as unknown as [string, string]])).rejects.toThrow(/pairs\[0\] must be \[query: string, passage: string\]/);
   });
 

@@ -104,6 +104,27 @@ describe('loading', () => {
     await expect(BgeM3Model.load(dir)).rejects.toMatchObject({ code: 'UNSAFE_PICKLE' });
   });
 
+  it('refuses JavaScript prototype names posing as torch storage types', async () => {
+    const dir = fixtureCopy('proto-pt');
+    // "torch\nHalfStorage\n" -> "torch\nconstructor\n" (same length).
+    patchPtEntry(join(dir, 'colbert_linear.pt'), 'data.pkl', (data) => {
+      data.write('constructor', data.indexOf('HalfStorage'), 'latin1');
+    });
+    await expect(BgeM3Model.load(dir)).rejects.toMatchObject({ code: 'UNSAFE_PICKLE', message: expect.stringMatching(/torch\.constructor/) });
+  });
+
+  it('refuses tensor views that do not fit their storage before allocating them', async () => {
+    const dir = fixtureCopy('huge-view-pt');
+    // weight: shape (32, 32), stride (32, 1) over 1024 elements -> shape (255, 255), stride (0, 0).
+    patchPtEntry(join(dir, 'colbert_linear.pt'), 'data.pkl', (data) => {
+      const shape = data.indexOf(Buffer.from([0x4b, 32, 0x4b, 32, 0x86]));
+      data.set([0x4b, 255, 0x4b, 255], shape);
+      const stride = data.indexOf(Buffer.from([0x4b, 32, 0x4b, 1, 0x86]), shape + 5);
+      data.set([0x4b, 0, 0x4b, 0], stride);
+    });
+    await expect(BgeM3Model.load(dir)).rejects.toThrow(/tensor "weight" \(shape \[255,255\], stride \[0,0\], offset 0\) does not fit in its storage of 1024 elements/);
+  });
+
   it('detects a corrupt byte in a .pt (CRC-32) and a truncated .pt', async () => {
     const dir = fixtureCopy('corrupt-pt');
     const pt = join(dir, 'colbert_linear.pt');

@@ -52,7 +52,8 @@ describe('tokenizer parity with the Rust tokenizer', () => {
   it('truncates book-length inputs to the same ids as tokenizing everything and cutting', async () => {
     const spaced = 'Der schnelle braune Fuchs springt über den faulen Hund. 東京は日本の首都です。 Быстрая лиса. नमस्ते दुनिया। '.repeat(2500);
     const unspaced = '東京は日本の首都です。ひらがなとカタカナ。'.repeat(12000); // one "word" of > 100k tokens
-    for (const text of [spaced, unspaced]) {
+    const thai = 'ภาษาไทยเป็นภาษาที่มีวรรณยุกต์ และใช้อักษรไทย '.repeat(2000); // spaces, no SIMPLE characters
+    for (const text of [spaced, unspaced, thai]) {
       const full = await reference(text);
       for (const maxLength of [8192, 300]) {
         expect(ours.encode(text, maxLength)).toEqual([...full.slice(0, maxLength - 1), 2]);

@@ -124,7 +124,7 @@ describe('BgeM3Rerank', () => {
     const byId = new Map(mixed.map((n) => [n.node.id_, n.score!]));
     expect(byId.get('img')).toBe(byId.get('n0'));
     const [emptyText] = await new BgeM3Rerank({ model }).postprocessNodes(textNodes(['']), QUERY);
-    expect(byId.get('blank')).toBe(emptyText!.score);
+    expect(byId.get('blank')).toBeCloseTo(emptyText!.score!, 6); // other batch mates: padding moves fp32 last digits
   });
 
   it('a missing or text-less query is a BgeM3Error', async () => {

@@ -251,7 +251,7 @@ describe('M3Reranker behaviour', () => {
     }
     await expect(reranker.rerank(QUERY, 'text' as never)).rejects.toThrow(/passages must be an array of strings/);
     await expect(reranker.rerank(QUERY, ['ok', 7 as never])).rejects.toThrow(/passages\[1\] is number 7; every entry must be a string/);
-    expect(() => new M3Reranker({ model, weights: [0, 0, 1] })).toThrow(/weights/);
+    expect(() => new M3Reranker({ model, weights: [0, 0, 0] })).toThrow(/weights/);
     expect(() => new M3Reranker({ model, weights: [1, 1] as never })).toThrow(/weights must be three finite numbers/);
     expect(() => new M3Reranker({ model, maxPassageLength: 9000 })).toThrow(/maxPassageLength 9000 exceeds/);
     expect(() => new M3Reranker({ model, maxQueryLength: 1 })).toThrow(/maxQueryLength must be an integer >= 2/);

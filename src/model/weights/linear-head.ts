@@ -41,7 +41,14 @@ function pick(tensors: Map<string, WeightTensor>, suffix: 'weight' | 'bias'): We
  */
 export async function readLinearHead(path: string, hidden: number | undefined, outFeatures?: number): Promise<LinearWeights> {
   const buf = await readFile(path);
-  const tensors = path.endsWith('.safetensors') ? readSafetensors(buf, path) : readTorchStateDict(buf, path);
+  let tensors: Map<string, WeightTensor>;
+  try {
+    tensors = path.endsWith('.safetensors') ? readSafetensors(buf, path) : readTorchStateDict(buf, path);
+  } catch (e) {
+    if (e instanceof BgeM3Error) throw e;
+    // A malformed file can trip a RangeError/TypeError deep in a reader: report it against the file.
+    throw new BgeM3Error('CORRUPT_FILE', `${path}: cannot read it (${(e as Error).message}); re-download it.`, { cause: e });
+  }
   const weight = pick(tensors, 'weight');
   const bias = pick(tensors, 'bias');
   if (!weight || !bias) {

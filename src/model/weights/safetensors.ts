@@ -26,9 +26,14 @@ export function readSafetensors(buf: Buffer, file: string): Map<string, WeightTe
   const out = new Map<string, WeightTensor>();
   for (const [name, info] of Object.entries(header)) {
     if (name === '__metadata__') continue;
-    const size = BYTES[info.dtype];
+    const natural = (x: unknown) => Number.isSafeInteger(x) && (x as number) >= 0;
+    if (!info || typeof info !== 'object' || !Array.isArray(info.shape) || !info.shape.every(natural) || !Array.isArray(info.data_offsets) || info.data_offsets.length !== 2 || !info.data_offsets.every(natural)) {
+      corrupt(`tensor "${name}" has a malformed header entry`);
+    }
+    const size = Object.hasOwn(BYTES, info.dtype) ? BYTES[info.dtype] : undefined;
     if (!size) corrupt(`tensor "${name}" has unsupported dtype ${info.dtype}`);
     const [start, end] = info.data_offsets;
+    if (start > end) corrupt(`tensor "${name}" has a bad byte range`);
     const numel = info.shape.reduce((a, b) => a * b, 1);
     if (end - start !== numel * size! || base + end > buf.length) corrupt(`tensor "${name}" has a bad byte range`);
     const bytes = new Uint8Array(end - start);

@@ -46,7 +46,7 @@ const MARK = Symbol('mark');
 function resolveGlobal(module: string, name: string, file: string): AllowedGlobal {
   if (module === 'collections' && name === 'OrderedDict') return { kind: 'OrderedDict' };
   if (module === 'torch._utils' && name === '_rebuild_tensor_v2') return { kind: 'rebuild_tensor_v2' };
-  if (module === 'torch' && name in STORAGE_DTYPES) return { kind: 'storage_type', dtype: STORAGE_DTYPES[name]!, name };
+  if (module === 'torch' && Object.hasOwn(STORAGE_DTYPES, name)) return { kind: 'storage_type', dtype: STORAGE_DTYPES[name]!, name };
   throw new BgeM3Error(
     'UNSAFE_PICKLE',
     `${file} asks for the Python global "${module}.${name}", which a plain state_dict of tensors never needs; ` +
@@ -222,9 +222,31 @@ export function readTorchStateDict(buf: Buffer, file: string): Map<string, Weigh
       storage = storageToFloat32(raw, t.storage.dtype);
       storages.set(t.storage.key, storage);
     }
+    checkView(t, file, String(name));
     out.set(String(name), { shape: t.shape, data: gather(storage, t, file) });
   }
   return out;
+}
+
+/**
+ * Refuses a tensor view that does not fit inside its storage before anything is allocated: shape,
+ * stride and offset come from the file, and a view with zero strides over a one-element storage
+ * would otherwise make `gather` allocate and fill an arbitrarily large array.
+ */
+function checkView(t: TensorRef, file: string, name: string): void {
+  const natural = (x: unknown) => Number.isSafeInteger(x) && (x as number) >= 0;
+  const ok =
+    t.shape.length === t.stride.length && t.shape.every(natural) && t.stride.every(natural) && natural(t.offset);
+  const numel = ok ? t.shape.reduce((a, b) => a * b, 1) : 0;
+  let last = t.offset;
+  if (ok) t.shape.forEach((n, d) => (last += n > 0 ? (n - 1) * t.stride[d]! : 0));
+  if (!ok || numel > t.storage.numel || (numel > 0 && last >= t.storage.numel)) {
+    throw new BgeM3Error(
+      'CORRUPT_FILE',
+      `${file}: tensor "${name}" (shape ${JSON.stringify(t.shape)}, stride ${JSON.stringify(t.stride)}, offset ${t.offset}) ` +
+        `does not fit in its storage of ${t.storage.numel} elements; the file is corrupt.`,
+    );
+  }
 }
 
 /** Copies a (possibly strided) view out of its storage into a contiguous row-major array. */

@@ -21,6 +21,8 @@ const ZIP64_LOCATOR = 0x07064b50;
 const ZIP64_EOCD = 0x06064b50;
 const CENTRAL = 0x02014b50;
 const LOCAL = 0x04034b50;
+/** BGE-M3's heads are ~2 MB; no entry of a weights file this package reads comes near 1 GiB. */
+const MAX_ENTRY_BYTES = 1 << 30;
 
 export class ZipReader {
   readonly entries = new Map<string, ZipEntry>();
@@ -72,8 +74,11 @@ export class ZipReader {
       while (e + 4 <= extraEnd) {
         const id = b.readUInt16LE(e);
         const len = b.readUInt16LE(e + 2);
+        if (e + 4 + len > extraEnd) this.corrupt('bad extra field');
         if (id === 0x0001) {
           let q = e + 4;
+          const need = (size === 0xffffffff ? 8 : 0) + (compressedSize === 0xffffffff ? 8 : 0) + (localHeaderOffset === 0xffffffff ? 8 : 0);
+          if (need > len) this.corrupt('ZIP64 extra field too short');
           if (size === 0xffffffff) (size = Number(b.readBigUInt64LE(q))), (q += 8);
           if (compressedSize === 0xffffffff) (compressedSize = Number(b.readBigUInt64LE(q))), (q += 8);
           if (localHeaderOffset === 0xffffffff) localHeaderOffset = Number(b.readBigUInt64LE(q));
@@ -97,8 +102,16 @@ export class ZipReader {
     if (end > b.length) this.corrupt(`entry "${name}" runs past the end of the file`);
     const raw = b.subarray(start, end);
     let data: Buffer;
+    if (entry.size > MAX_ENTRY_BYTES) this.corrupt(`entry "${name}" declares ${entry.size} bytes, more than a head file can hold`);
     if (entry.method === 0) data = raw;
-    else if (entry.method === 8) data = inflateRawSync(raw);
+    else if (entry.method === 8) {
+      try {
+        // Capped at the declared size, so a zip bomb cannot inflate past it.
+        data = inflateRawSync(raw, { maxOutputLength: Math.max(entry.size, 1) });
+      } catch {
+        return this.corrupt(`entry "${name}" does not inflate to its declared ${entry.size} bytes`);
+      }
+    }
     else this.corrupt(`entry "${name}" uses unsupported compression method ${entry.method}`);
     if (data.length !== entry.size) this.corrupt(`entry "${name}" has ${data.length} bytes, expected ${entry.size}`);
     if (crc32(data) !== entry.crc) this.corrupt(`CRC-32 mismatch in entry "${name}"`);
