@@ -47,3 +47,6 @@ export {
   type BgeM3ModelOption,
   type BgeM3ModelFields,
 } from './model/model-option.js';
+export { MemoryHybridIndex, HYBRID_INDEX_FILE, type MemoryHybridIndexOptions, type MemoryHybridIndexLoadOptions } from './retrievers/memory-hybrid-index.js';
+export type { HybridIndex, HybridDocumentInput, HybridEncodedDocument, HybridEncodedQuery, HybridStoredDocument, HybridSearchOptions, HybridSearchResult, HybridFilter, HybridFusion, HybridWeights, HybridRerankOptions, HybridAddOptions, HybridProgress, HybridMetadata, SparseVectorInput } from './retrievers/types.js';
+export { DEFAULT_WEIGHTED_WEIGHTS, DEFAULT_RRF_WEIGHTS, weightedScore, rrfScore } from './retrievers/fusion.js';

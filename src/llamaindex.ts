@@ -2,3 +2,4 @@
 export { BgeM3Embedding, type BgeM3EmbeddingOptions } from './embeddings/llamaindex-embedding.js';
 export { BgeM3Rerank, type BgeM3RerankOptions } from './rerankers/llamaindex-rerank.js';
 export { DEFAULT_MODEL_SOURCE, disposeSharedModels, type BgeM3ModelOption, type BgeM3ModelFields } from './model/model-option.js';
+export { BgeM3HybridRetriever, HYBRID_SCORE_KEYS, type BgeM3HybridRetrieverOptions, type BgeM3HybridRetrieverFromDocumentsOptions } from './retrievers/llamaindex-hybrid-retriever.js';

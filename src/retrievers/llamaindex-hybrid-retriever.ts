@@ -1,0 +1,111 @@
+/**
+ * `BgeM3HybridRetriever` for LlamaIndex.TS: a `BaseRetriever` over any `HybridIndex`, returning
+ * `NodeWithScore` (usable in `RetrieverQueryEngine`, e.g. followed by the `BgeM3Rerank`
+ * postprocessor). Thin: the index does all the work.
+ */
+import type { QueryBundle } from '@llamaindex/core/query-engine';
+import { BaseRetriever } from '@llamaindex/core/retriever';
+import { MetadataMode, TextNode, type BaseNode, type NodeWithScore } from '@llamaindex/core/schema';
+import { extractText } from '@llamaindex/core/utils';
+import { BgeM3Error } from '../errors.js';
+import { describe, resolveSearchOptions } from './fusion.js';
+import { MemoryHybridIndex, type MemoryHybridIndexOptions } from './memory-hybrid-index.js';
+import type { HybridAddOptions, HybridIndex, HybridSearchOptions, HybridSearchResult } from './types.js';
+
+/** Search options a retriever applies to every query; `similarityTopK` is LlamaIndex's name for `k`. */
+export type BgeM3HybridSearchFields = Omit<HybridSearchOptions, 'signal'> & { similarityTopK?: number };
+
+export interface BgeM3HybridRetrieverOptions extends BgeM3HybridSearchFields {
+  /** The index to search (e.g. a `MemoryHybridIndex`). */
+  index: HybridIndex;
+}
+
+/** Options of {@link BgeM3HybridRetriever.fromDocuments}. */
+export interface BgeM3HybridRetrieverFromDocumentsOptions extends MemoryHybridIndexOptions, BgeM3HybridSearchFields {
+  /** Batching and progress while the nodes are encoded. */
+  addOptions?: HybridAddOptions;
+}
+
+/**
+ * Metadata keys this retriever adds to each node (`hybridScore`, `denseScore`, `sparseScore`, and
+ * with `rerank` `relevanceScore`, `colbertScore`). They are excluded from the text the embedding
+ * and the LLM see (`MetadataMode.EMBED` / `LLM`).
+ */
+export const HYBRID_SCORE_KEYS = ['hybridScore', 'denseScore', 'sparseScore', 'relevanceScore', 'colbertScore'];
+
+export class BgeM3HybridRetriever extends BaseRetriever {
+  readonly index: HybridIndex;
+  /** Options passed to `index.search` for every query. */
+  readonly searchOptions: Omit<HybridSearchOptions, 'signal'>;
+
+  constructor(options: BgeM3HybridRetrieverOptions) {
+    super();
+    if (options === null || typeof options !== 'object' || !isHybridIndex(options.index)) {
+      throw new BgeM3Error(
+        'INVALID_ARGUMENT',
+        `BgeM3HybridRetriever: the index option must be a HybridIndex (e.g. new MemoryHybridIndex({ model })); got ${describe(options?.index)}. Or use BgeM3HybridRetriever.fromDocuments(nodes, { model }).`,
+      );
+    }
+    this.index = options.index;
+    this.searchOptions = searchFields(options);
+    resolveSearchOptions(this.searchOptions); // bad options fail here, not at the first query
+  }
+
+  /**
+   * Builds a `MemoryHybridIndex` over LlamaIndex nodes or documents (`getContent(MetadataMode.NONE)`
+   * is encoded; `id_` and `metadata` are kept) and returns a retriever over it.
+   */
+  static async fromDocuments(nodes: BaseNode[], options: BgeM3HybridRetrieverFromDocumentsOptions = {}): Promise<BgeM3HybridRetriever> {
+    if (!Array.isArray(nodes)) {
+      throw new BgeM3Error('INVALID_ARGUMENT', `BgeM3HybridRetriever.fromDocuments expects an array of nodes; got ${describe(nodes)}.`);
+    }
+    const { k, similarityTopK, candidates, fusion, weights, rrfK, filter, rerank, addOptions, ...indexOptions } = options;
+    const index = new MemoryHybridIndex(indexOptions);
+    await index.add(
+      nodes.map((node, i) => {
+        // Duck-typed: LlamaIndex's ESM and CJS builds have different BaseNode classes.
+        const text = typeof node?.getContent === 'function' ? node.getContent(MetadataMode.NONE) : undefined;
+        if (typeof text !== 'string') {
+          throw new BgeM3Error('INVALID_ARGUMENT', `BgeM3HybridRetriever.fromDocuments: nodes[${i}] is not a node with text content; got ${describe(node)}.`);
+        }
+        return { id: node.id_, text, metadata: node.metadata };
+      }),
+      addOptions,
+    );
+    return new BgeM3HybridRetriever({ index, k, similarityTopK, candidates, fusion, weights, rrfK, filter, rerank });
+  }
+
+  async _retrieve(params: QueryBundle): Promise<NodeWithScore[]> {
+    const query = extractText(params.query);
+    const results = await this.index.search(query, this.searchOptions);
+    return results.map(toNodeWithScore);
+  }
+}
+
+function searchFields(options: BgeM3HybridSearchFields): Omit<HybridSearchOptions, 'signal'> {
+  const { k, similarityTopK, candidates, fusion, weights, rrfK, filter, rerank } = options;
+  if (k !== undefined && similarityTopK !== undefined && k !== similarityTopK) {
+    throw new BgeM3Error('INVALID_ARGUMENT', `BgeM3HybridRetriever: k (${k}) and similarityTopK (${similarityTopK}) are the same option; give one.`);
+  }
+  return { k: similarityTopK ?? k, candidates, fusion, weights, rrfK, filter, rerank };
+}
+
+function toNodeWithScore(r: HybridSearchResult): NodeWithScore {
+  const scores: Record<string, number> = { hybridScore: r.fusedScore ?? r.score, denseScore: r.dense, sparseScore: r.sparse };
+  if (r.colbert !== undefined) {
+    scores.relevanceScore = r.score;
+    scores.colbertScore = r.colbert;
+  }
+  const node = new TextNode({
+    id_: r.id,
+    text: r.text,
+    metadata: { ...r.metadata, ...scores },
+    excludedEmbedMetadataKeys: [...HYBRID_SCORE_KEYS],
+    excludedLlmMetadataKeys: [...HYBRID_SCORE_KEYS],
+  });
+  return { node, score: r.score };
+}
+
+function isHybridIndex(value: unknown): value is HybridIndex {
+  return typeof value === 'object' && value !== null && typeof (value as HybridIndex).search === 'function' && typeof (value as HybridIndex).add === 'function';
+}
