@@ -19,7 +19,7 @@ import {
   type LexicalWeights,
   type M3PairScore,
 } from '../scores.js';
-import { planBatches } from './batching.js';
+import { DEFAULT_BATCH_PLAN, planBatches } from './batching.js';
 import { EncoderSession, padBatch, type EncoderBatch } from './encoder.js';
 import { HeadsRunner } from './heads.js';
 import { locateModelFiles, type BgeM3Dtype } from './model-files.js';
@@ -69,8 +69,9 @@ export interface BgeM3LoadOptions {
   /** onnxruntime graph optimization level. Default `'all'`. */
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
   /**
-   * Default padded-token budget per batch (`texts × longest`). Larger batches amortize per-run
-   * overhead; smaller ones cap memory. Default 8192.
+   * Default padded-token budget per batch (`texts × longest`). Throughput on CPU peaks at about
+   * 1-2k tokens per batch and drops beyond; smaller budgets also cap memory. A longer text still
+   * runs, alone. Default 2048.
    */
   maxBatchTokens?: number;
   /** Batches run at once (p-limit). Default 1: one batch already uses every intra-op thread. */
@@ -163,7 +164,7 @@ export class BgeM3Model {
     if (threads !== undefined && !(Number.isInteger(threads) && threads > 0)) {
       throw new BgeM3Error('INVALID_ARGUMENT', `threads must be a positive integer (e.g. ${availableParallelism()}); got ${describe(threads)}.`);
     }
-    const maxBatchTokens = checkPositiveInt(options.maxBatchTokens ?? 8192, 'maxBatchTokens');
+    const maxBatchTokens = checkPositiveInt(options.maxBatchTokens ?? DEFAULT_BATCH_PLAN.maxBatchTokens, 'maxBatchTokens');
     const concurrency = checkPositiveInt(options.concurrency ?? 1, 'concurrency');
     const resolved = await resolveModelSource(source, options);
     const files = locateModelFiles(resolved.dir, {
@@ -237,7 +238,7 @@ export class BgeM3Model {
     const returnDense = options.returnDense ?? true;
     const returnSparse = options.returnSparse ?? false;
     const returnColbert = options.returnColbertVecs ?? false;
-    const batchSize = checkPositiveInt(options.batchSize ?? 256, 'batchSize');
+    const batchSize = checkPositiveInt(options.batchSize ?? DEFAULT_BATCH_PLAN.batchSize, 'batchSize');
     const maxBatchTokens = checkPositiveInt(options.maxBatchTokens ?? this.maxBatchTokens, 'maxBatchTokens');
     const maxLength = this.checkMaxLength(options.maxLength ?? 8192, 'maxLength');
     this.checkHeadsAvailable(returnSparse, returnColbert);

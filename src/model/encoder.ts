@@ -3,8 +3,11 @@
  * whatever the graph calls them), recognizes which export layout it is from its output names, and
  * runs padded batches.
  */
+import { readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { BgeM3Error } from '../errors.js';
+import { fuseAttention } from './attention-fusion.js';
 
 /** How the graph's outputs map onto BGE-M3's outputs. */
 export type GraphLayout =
@@ -64,17 +67,60 @@ export function padBatch(sequences: readonly number[][], padId: number): Encoder
   return { batch, seqLen, inputIds, attentionMask };
 }
 
+export interface EncoderLoadOptions {
+  /**
+   * Rewrite the graph's eager attention into onnxruntime's MultiHeadAttention (flash attention for
+   * unpadded batches): see `attention-fusion.ts`. Default true; the environment variable
+   * `BGE_M3_RAG_FUSE_ATTENTION=0` also turns it off.
+   */
+  fuseAttention?: boolean;
+}
+
+/**
+ * Creates the session from the graph with its attention fused, when the graph has the eager
+ * pattern; undefined when it does not (or onnxruntime rejects the rewrite), so the caller loads the
+ * graph as exported.
+ */
+async function createFusedSession(
+  graph: string,
+  options: ort.InferenceSession.SessionOptions,
+): Promise<{ session: ort.InferenceSession; fusedLayers: number } | undefined> {
+  let fused: ReturnType<typeof fuseAttention>;
+  try {
+    fused = fuseAttention(await readFile(graph));
+  } catch {
+    return undefined; // not decodable here: let onnxruntime report on the original file
+  }
+  if (!fused) return undefined;
+  // Loaded from memory, the graph's external-data paths resolve against this folder.
+  const extra = (options.extra ?? {}) as Record<string, unknown>;
+  const session = (extra.session ?? {}) as Record<string, unknown>;
+  const withFolder: ort.InferenceSession.SessionOptions = {
+    ...options,
+    extra: { ...extra, session: { ...session, model_external_initializers_file_folder_path: dirname(graph) } },
+  };
+  try {
+    return { session: await ort.InferenceSession.create(fused.model, withFolder), fusedLayers: fused.fused };
+  } catch {
+    return undefined;
+  }
+}
+
 export class EncoderSession {
   private constructor(
     readonly session: ort.InferenceSession,
     readonly layout: GraphLayout,
     readonly graph: string,
+    /** Attention subgraphs replaced by MultiHeadAttention at load (0: the graph runs as exported). */
+    readonly fusedAttentionLayers: number,
   ) {}
 
-  static async load(graph: string, options: ort.InferenceSession.SessionOptions): Promise<EncoderSession> {
+  static async load(graph: string, options: ort.InferenceSession.SessionOptions, loadOptions: EncoderLoadOptions = {}): Promise<EncoderSession> {
     let session: ort.InferenceSession;
+    const fuse = (loadOptions.fuseAttention ?? true) && process.env.BGE_M3_RAG_FUSE_ATTENTION !== '0';
+    const fused = fuse ? await createFusedSession(graph, options) : undefined;
     try {
-      session = await ort.InferenceSession.create(graph, options);
+      session = fused?.session ?? (await ort.InferenceSession.create(graph, options));
     } catch (cause) {
       throw new BgeM3Error(
         'CORRUPT_FILE',
@@ -96,7 +142,7 @@ export class EncoderSession {
       await session.release();
       throw e;
     }
-    return new EncoderSession(session, layout, graph);
+    return new EncoderSession(session, layout, graph, fused?.fusedLayers ?? 0);
   }
 
   /** The last dimension of an output, when the graph declares it as a number. */

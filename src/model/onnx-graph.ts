@@ -56,3 +56,21 @@ export function encodeModel(graph: onnxProto.onnx.IGraphProto, extraOpsets: { do
     graph,
   }).finish();
 }
+
+/**
+ * An initializer whose bytes live in an external-data file next to the graph (`location` is
+ * relative to the graph's folder), as exports larger than protobuf's 2 GB limit store them.
+ */
+export function externalTensor(name: string, dims: number[], dataType: number, location: string, offset: number, length: number): TensorProto {
+  return {
+    name,
+    dims,
+    dataType,
+    dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+    externalData: [
+      { key: 'location', value: location },
+      { key: 'offset', value: String(offset) },
+      { key: 'length', value: String(length) },
+    ],
+  };
+}

@@ -1,0 +1,389 @@
+/**
+ * `npm run bench [-- options]`: BGE-M3's full shape, this package side by side with the raw
+ * onnxruntime floor, transformers.js (as LangChain calls it, and one text at a time) and the
+ * machine's matrix-multiply roofline, on the same model file in one run. Never part of `npm test`.
+ *
+ * 1. Generates the random-weight model on first use (bench/.models/, ~25 s, 2.8 GB on disk).
+ * 2. Builds the workloads (deterministic) and installs transformers.js into bench/transformersjs/
+ *    with `npm ci` when it is missing.
+ * 3. Runs every system in its own child process (peak RSS per system and workload).
+ * 4. Prints the table and writes bench/results/latest.{md,json} (`--quick`: quick.{md,json}).
+ *
+ * `--help` lists the options.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { BgeM3Tokenizer } from '../src/model/tokenizer.js';
+import { DEFAULT_BATCH_PLAN } from '../src/model/batching.js';
+import { MESSAGE_PREFIX, writeWorkloadFile, type ChildConfig, type ChildMessage, type Dtype, type Outputs } from './lib/child-protocol.js';
+import { ensureModel, parameterCount } from './lib/model-generator.js';
+import { BENCH_MODELS_DIR, REPO_DIR, RESULTS_DIR, TRANSFORMERS_JS_DIR } from './lib/paths.js';
+import {
+  addRatios,
+  checkTargets,
+  rooflineTokensPerSecond,
+  toConsoleTable,
+  toMarkdown,
+  type BenchResults,
+  type ResultRow,
+  type Skipped,
+  type SystemName,
+} from './lib/report.js';
+import type { RooflineRates } from './systems/roofline.js';
+import { buildWorkload, FULL_SIZES, QUICK_SIZES, WORKLOAD_NAMES, type Workload, type WorkloadName } from './lib/workloads.js';
+import { BGE_M3_SHAPE, TINY_SHAPE } from './lib/xlmr-shape.js';
+
+const SYSTEMS: SystemName[] = ['bge-m3-rag', 'ort-floor', 'transformers.js-single', 'transformers.js-batch', 'roofline'];
+
+const { values: flags } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    tiny: { type: 'boolean', default: false },
+    workloads: { type: 'string' },
+    systems: { type: 'string' },
+    dtypes: { type: 'string' },
+    outputs: { type: 'string' },
+    layers: { type: 'string' },
+    seed: { type: 'string', default: '42' },
+    threads: { type: 'string' },
+    repeat: { type: 'string' },
+    'full-matrix': { type: 'boolean', default: false },
+    'tjs-batch-max-gb': { type: 'string', default: '16' },
+    'child-timeout-min': { type: 'string', default: '20' },
+    name: { type: 'string' },
+    'results-dir': { type: 'string' },
+    'cache-dir': { type: 'string' },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+
+if (flags.help) {
+  console.log(`Usage: npm run bench -- [options]
+
+  --quick                 small workloads on a 4-layer model (a minute or two), results in quick.{md,json}
+  --tiny                  the harness on the conformance fixture's shape (hidden 32): seconds, for its tests
+  --workloads LIST        mixed,uniform128,long8192 (default all)
+  --systems LIST          ${SYSTEMS.join(',')} (default all)
+  --dtypes LIST           fp32,int8 (default both)
+  --outputs LIST          dense,all: this package's outputs (default both)
+  --full-matrix           also run the long document with every system/dtype/outputs combination
+                          (default: the long document runs this package fp32+int8 dense and fp32 all,
+                          the fp32 floor and transformers.js fp32, to keep the run under 30 minutes)
+  --layers N              encoder layers of the generated model (default 24, --quick 4)
+  --seed S                model weights and workload seed (default 42)
+  --threads N             onnxruntime intra-op threads for every system (default: each system's default)
+  --repeat N              repetitions per measurement, the fastest counts (default 2; 1 for the long
+                          document, transformers.js's padded mixed batch and --quick)
+  --tjs-batch-max-gb G    skip transformers.js's padded batch when it would need more than G GB
+                          (estimated from its attention score tensors; default 16)
+  --child-timeout-min M   kill a system that runs longer than M minutes (default 20)
+  --name NAME             results file name (default latest, --quick: quick)
+  --results-dir DIR       where to write NAME.md and NAME.json (default bench/results)
+  --cache-dir DIR         generated models and workload files (default bench/.models)`);
+  process.exit(0);
+}
+
+const list = <T extends string>(value: string | undefined, all: readonly T[], what: string): T[] => {
+  if (!value) return [...all];
+  const items = value.split(',').map((s) => s.trim()) as T[];
+  for (const i of items) if (!all.includes(i)) throw new Error(`--${what}: unknown value "${i}" (use ${all.join(', ')})`);
+  return items;
+};
+
+const tiny = flags.tiny;
+const quick = flags.quick || tiny;
+const workloadNames = list<WorkloadName>(flags.workloads, WORKLOAD_NAMES, 'workloads');
+const systems = list<SystemName>(flags.systems, SYSTEMS, 'systems');
+const dtypes = list<Dtype>(flags.dtypes, ['fp32', 'int8'], 'dtypes');
+const outputsList = list<Outputs>(flags.outputs, ['dense', 'all'], 'outputs');
+const layers = Number(flags.layers ?? (tiny ? TINY_SHAPE.layers : quick ? 4 : BGE_M3_SHAPE.layers));
+const seed = Number(flags.seed);
+const threads = flags.threads ? Number(flags.threads) : undefined;
+const repeatOverride = flags.repeat ? Number(flags.repeat) : undefined;
+const tjsBatchMaxBytes = Number(flags['tjs-batch-max-gb']) * 1e9;
+const childTimeoutMs = Number(flags['child-timeout-min']) * 60_000;
+const resultsName = flags.name ?? (tiny ? 'tiny' : quick ? 'quick' : 'latest');
+const resultsDir = flags['results-dir'] ?? RESULTS_DIR;
+const cacheDir = flags['cache-dir'] ?? BENCH_MODELS_DIR;
+for (const [name, v] of Object.entries({ layers, seed })) if (!Number.isInteger(v)) throw new Error(`--${name} must be an integer`);
+if (threads !== undefined && !(Number.isInteger(threads) && threads > 0)) throw new Error('--threads must be a positive integer');
+
+const started = Date.now();
+const elapsed = () => `${((Date.now() - started) / 1000).toFixed(0)}s`;
+const log = (line: string) => console.error(`[bench ${elapsed()}] ${line}`);
+
+// --- model -------------------------------------------------------------------------------------
+const shape = { ...(tiny ? TINY_SHAPE : BGE_M3_SHAPE), layers };
+const model = ensureModel({ cacheDir, shape, seed, variants: ['fp32', 'int8'], log });
+log(`model: ${model.dir}${model.generated ? ` (generated in ${model.seconds.toFixed(0)} s)` : ''}`);
+
+// --- workloads ---------------------------------------------------------------------------------
+const sizes = quick ? QUICK_SIZES : FULL_SIZES;
+const tokenizer = await BgeM3Tokenizer.load(join(model.dir, 'tokenizer.json'), join(model.dir, 'tokenizer_config.json'));
+const workloadDir = join(cacheDir, 'workloads');
+mkdirSync(workloadDir, { recursive: true });
+const workloads = new Map<WorkloadName, Workload & { file: string }>();
+for (const name of workloadNames) {
+  const w = buildWorkload(name, tokenizer, sizes, seed);
+  const file = join(workloadDir, `${name}-${quick ? 'quick' : 'full'}-seed${seed}-v${shape.vocab}.json`);
+  writeWorkloadFile(file, { ...w, ids: w.texts.map((t) => tokenizer.encode(t, 8192)) });
+  workloads.set(name, { ...w, file });
+  log(`workload ${name}: ${w.description}; ${w.tokens} tokens in ${w.texts.length} texts`);
+}
+
+// --- transformers.js ---------------------------------------------------------------------------
+const skipped: Skipped[] = [];
+const wantsTjs = systems.some((s) => s.startsWith('transformers.js'));
+let transformersJsVersion: string | undefined;
+if (wantsTjs) {
+  const pkg = join(TRANSFORMERS_JS_DIR, 'node_modules/@huggingface/transformers/package.json');
+  if (!existsSync(pkg)) {
+    log('installing transformers.js into bench/transformersjs (npm ci) ...');
+    const r = spawnSync('npm', ['ci', '--prefix', TRANSFORMERS_JS_DIR, '--no-audit', '--no-fund'], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+      env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip' },
+    });
+    if (r.status !== 0) log('npm ci failed: transformers.js rows will be missing');
+  }
+  if (existsSync(pkg)) transformersJsVersion = (JSON.parse(readFileSync(pkg, 'utf8')) as { version: string }).version;
+}
+
+// --- the run plan --------------------------------------------------------------------------------
+interface Job {
+  system: SystemName;
+  dtype: Dtype;
+  outputs: Outputs;
+  mode?: 'batch' | 'single';
+  workloads: WorkloadName[];
+}
+
+/** Whether a (system, dtype, outputs) combination runs on the long document by default. */
+function runsLong(system: SystemName, dtype: Dtype, outputs: Outputs): boolean {
+  if (flags['full-matrix']) return true;
+  if (system === 'bge-m3-rag') return dtype === 'fp32' || outputs === 'dense';
+  return dtype === 'fp32';
+}
+
+const jobs: Job[] = [];
+for (const system of systems) {
+  if (system === 'roofline') continue;
+  for (const dtype of dtypes) {
+    for (const outputs of system === 'bge-m3-rag' ? outputsList : (['dense'] as Outputs[])) {
+      // transformers.js int8 is outside the issue's comparison; --full-matrix includes it.
+      if (system.startsWith('transformers.js') && dtype === 'int8' && !flags['full-matrix']) continue;
+      const ws = workloadNames.filter((w) => {
+        if (w === 'long8192' && !runsLong(system, dtype, outputs)) return false;
+        // One text: the padded batch is the single call; measured once, as transformers.js-single.
+        if (w === 'long8192' && system === 'transformers.js-batch') return false;
+        return true;
+      });
+      if (ws.length === 0) continue;
+      const mode = system === 'transformers.js-batch' ? 'batch' : system === 'transformers.js-single' ? 'single' : undefined;
+      jobs.push({ system, dtype, outputs, mode, workloads: ws });
+    }
+  }
+}
+
+/**
+ * transformers.js pads LangChain's whole batch to its longest text: skip what cannot fit. The
+ * unfused attention materializes `[texts, heads, longest, longest]` float32 score tensors per
+ * layer, which onnxruntime's memory arena holds in power-of-two chunks, about three at a time
+ * (measured: 79 x 861 tokens, 3.75 GB per tensor, 14.4 GB peak; 95 x 861, 4.5 GB, 17 GB), plus
+ * ~2 GB of weights and activations.
+ */
+function tjsBatchTooBig(w: Workload): string | undefined {
+  const batch = Math.min(w.texts.length, 512);
+  const longest = Math.max(...w.lengths);
+  const scores = batch * shape.heads * longest * longest * 4;
+  const peak = 3 * 2 ** Math.ceil(Math.log2(scores)) + 2e9;
+  return peak > tjsBatchMaxBytes
+    ? `one padded batch of ${batch} x ${longest} tokens would need ~${(peak / 1e9).toFixed(0)} GB (limit --tjs-batch-max-gb ${flags['tjs-batch-max-gb']})`
+    : undefined;
+}
+
+function repeatFor(job: Job, w: WorkloadName): number {
+  if (repeatOverride) return repeatOverride;
+  if (quick || w === 'long8192' || (job.mode === 'batch' && w === 'mixed')) return 1;
+  return 2;
+}
+
+// --- child processes -------------------------------------------------------------------------------
+const require = createRequire(import.meta.url);
+const TSX_CLI = require.resolve('tsx/cli');
+
+function childScript(system: SystemName): string {
+  if (system === 'bge-m3-rag') return join(REPO_DIR, 'bench/systems/bge-m3-rag.ts');
+  if (system === 'ort-floor') return join(REPO_DIR, 'bench/systems/ort-floor.ts');
+  if (system === 'roofline') return join(REPO_DIR, 'bench/systems/roofline.ts');
+  return join(TRANSFORMERS_JS_DIR, 'run.ts');
+}
+
+/** Runs one child to completion and returns its messages (an error message if it died). */
+function runChildProcess(system: SystemName, config: ChildConfig): Promise<ChildMessage[]> {
+  return new Promise((resolve) => {
+    const messages: ChildMessage[] = [];
+    const child = spawn(process.execPath, [TSX_CLI, childScript(system), JSON.stringify(config)], {
+      cwd: REPO_DIR,
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip' },
+    });
+    let buffered = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString();
+      let nl: number;
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        if (line.startsWith(MESSAGE_PREFIX)) messages.push(JSON.parse(line.slice(MESSAGE_PREFIX.length)) as ChildMessage);
+        else if (line.trim()) process.stderr.write(`    ${line}\n`);
+      }
+    });
+    const timer = setTimeout(() => {
+      messages.push({ type: 'error', message: `timed out after ${flags['child-timeout-min']} min` });
+      child.kill('SIGKILL');
+    }, childTimeoutMs);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      if (code !== 0 && !messages.some((m) => m.type === 'error')) {
+        messages.push({ type: 'error', message: `exited with ${signal ?? `code ${code}`}${signal === 'SIGKILL' ? ' (out of memory?)' : ''}` });
+      }
+      resolve(messages);
+    });
+  });
+}
+
+// --- run -----------------------------------------------------------------------------------------
+const rows: ResultRow[] = [];
+let rates: RooflineRates | undefined;
+if (systems.includes('roofline')) {
+  log('roofline: timing onnxruntime matrix products at the encoder shapes ...');
+  const messages = await runChildProcess('roofline', { modelDir: model.dir, dtype: 'fp32', outputs: 'dense', workloads: [], threads });
+  for (const m of messages) {
+    if (m.type === 'roofline') rates = m.rates as RooflineRates;
+    if (m.type === 'error') log(`roofline failed: ${m.message}`);
+  }
+  if (rates) {
+    for (const dtype of dtypes) {
+      for (const w of workloads.values()) {
+        rows.push({
+          workload: w.name,
+          system: 'roofline',
+          dtype,
+          outputs: 'dense',
+          tokensPerSecond: rooflineTokensPerSecond(shape, w.lengths, rates, dtype),
+          peakRssMB: 0,
+          tokens: w.tokens,
+          texts: w.texts.length,
+          detail: { ratesGflops: mapRates(rates, dtype) },
+        });
+      }
+    }
+  }
+}
+
+function mapRates(r: RooflineRates, dtype: Dtype): Record<string, number> {
+  const out: Record<string, number> = {};
+  const names = { hh: `${shape.hidden}x${shape.hidden}`, hf: `${shape.hidden}x${shape.ffn}`, fh: `${shape.ffn}x${shape.hidden}` };
+  for (const [k, v] of Object.entries(r.linear[dtype])) out[`linear ${names[k as keyof typeof names]}`] = Math.round(v / 1e9);
+  for (const [k, v] of Object.entries(r.attention)) out[`attention T=${k}`] = Math.round(v / 1e9);
+  return out;
+}
+
+for (const job of jobs) {
+  const runnable = job.workloads.filter((w) => {
+    const reason = job.mode === 'batch' ? tjsBatchTooBig(workloads.get(w)!) : undefined;
+    if (job.system.startsWith('transformers.js') && !transformersJsVersion) {
+      skipped.push({ workload: w, system: job.system, dtype: job.dtype, outputs: job.outputs, reason: 'transformers.js is not installed (npm ci failed)' });
+      return false;
+    }
+    if (reason) skipped.push({ workload: w, system: job.system, dtype: job.dtype, outputs: job.outputs, reason });
+    return !reason;
+  });
+  if (runnable.length === 0) continue;
+  const label = `${job.system} ${job.dtype}${job.system === 'bge-m3-rag' ? ` ${job.outputs}` : ''}`;
+  log(`${label}: ${runnable.join(', ')} ...`);
+  const load = loadavg()[0]!;
+  const messages = await runChildProcess(job.system, {
+    modelDir: model.dir,
+    dtype: job.dtype,
+    outputs: job.outputs,
+    mode: job.mode,
+    threads,
+    workloads: runnable.map((w) => ({ name: w, file: workloads.get(w)!.file, repeat: repeatFor(job, w) })),
+  });
+  const loadSeconds = messages.find((m) => m.type === 'load')?.seconds;
+  for (const m of messages) {
+    if (m.type === 'result') {
+      rows.push({
+        workload: m.workload,
+        system: job.system,
+        dtype: job.dtype,
+        outputs: job.outputs,
+        tokensPerSecond: m.tokens / m.seconds,
+        peakRssMB: m.peakRssMB,
+        tokens: m.tokens,
+        texts: m.texts,
+        seconds: m.seconds,
+        allSeconds: m.allSeconds,
+        loadSeconds,
+        loadAverage: load,
+        ...(m.detail && Object.keys(m.detail).length > 0 ? { detail: m.detail } : {}),
+      });
+      log(`  ${m.workload}: ${(m.tokens / m.seconds).toFixed(1)} tokens/s, peak RSS ${m.peakRssMB} MB`);
+    }
+    if (m.type === 'error') {
+      log(`  FAILED: ${m.message.split('\n')[0]}`);
+      for (const w of runnable) {
+        if (!rows.some((r) => r.workload === w && r.system === job.system && r.dtype === job.dtype && r.outputs === job.outputs)) {
+          skipped.push({ workload: w, system: job.system, dtype: job.dtype, outputs: job.outputs, reason: `failed: ${m.message.split('\n')[0]}` });
+        }
+      }
+    }
+  }
+}
+
+// --- report --------------------------------------------------------------------------------------
+addRatios(rows);
+const ortVersion = (JSON.parse(readFileSync(require.resolve('onnxruntime-node/package.json'), 'utf8')) as { version: string }).version;
+const results: BenchResults = {
+  machine: {
+    cpu: cpus()[0]?.model ?? 'unknown',
+    cores: availableParallelism(),
+    memoryGB: Math.round(totalmem() / 2 ** 30),
+    os: `${process.platform} ${release()}`,
+    node: process.versions.node,
+    onnxruntime: ortVersion,
+    transformersJs: transformersJsVersion,
+    date: new Date().toISOString(),
+    loadAverageAtStart: loadavg()[0],
+  },
+  settings: {
+    model: `random weights, BGE-M3 shape (XLM-R ${shape.layers} layers, hidden ${shape.hidden}, ${shape.heads} heads, FFN ${shape.ffn}, vocab ${shape.vocab}; ${(parameterCount(shape) / 1e6).toFixed(0)}M parameters), seed ${seed}`,
+    modelDir: model.dir,
+    quick,
+    seed,
+    threads: threads ?? 'default',
+    batchPlan: DEFAULT_BATCH_PLAN,
+    workloads: Object.fromEntries([...workloads.values()].map((w) => [w.name, { description: w.description, tokens: w.tokens, texts: w.texts.length }])),
+    durationSeconds: (Date.now() - started) / 1000,
+  },
+  rows,
+  skipped,
+  targets: checkTargets(rows),
+};
+mkdirSync(resultsDir, { recursive: true });
+const descriptions = Object.fromEntries([...workloads.values()].map((w) => [w.name, w.description]));
+writeFileSync(join(resultsDir, `${resultsName}.json`), `${JSON.stringify(results, null, 2)}\n`);
+writeFileSync(join(resultsDir, `${resultsName}.md`), toMarkdown(results, descriptions));
+console.log(toConsoleTable(rows));
+console.log('');
+for (const t of results.targets) {
+  const measured = t.actual === undefined ? 'not measured' : t.target.includes('RSS') ? `${t.actual} MB` : `${t.actual.toFixed(2)}x`;
+  console.log(`${t.pass === undefined ? '  -  ' : t.pass ? ' pass' : ' FAIL'}  ${t.target}: ${measured} (target ${t.target.includes('RSS') ? '≤' : '≥'} ${t.required})`);
+}
+for (const s of skipped) console.log(`  not run: ${s.workload} ${s.system} ${s.dtype}: ${s.reason}`);
+log(`wrote ${join(resultsDir, `${resultsName}.md`)} and .json`);
