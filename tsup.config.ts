@@ -9,6 +9,8 @@ export default defineConfig({
     langchain: 'src/langchain.ts',
     llamaindex: 'src/llamaindex.ts',
     cli: 'src/cli.ts',
+    // The worker thread that owns the onnxruntime sessions (started by src/model/inference-backend.ts).
+    'inference-worker': 'src/model/inference-worker.ts',
   },
   format: ['esm', 'cjs'],
   dts: true,

@@ -15,18 +15,17 @@ import {
   combineScores,
   dot,
   lexicalMatchingScore,
-  normalizeInPlace,
   type LexicalWeights,
   type M3PairScore,
 } from '../scores.js';
+import { checkInteger, describeValue as describe } from '../option-checks.js';
 import { DEFAULT_BATCH_PLAN, planBatches } from './batching.js';
-import { EncoderSession, padBatch, type EncoderBatch } from './encoder.js';
-import { HeadsRunner } from './heads.js';
+import type { BatchWants } from './batch-runner.js';
+import { openBackend, type InferenceBackend } from './inference-backend.js';
 import { locateModelFiles, type BgeM3Dtype } from './model-files.js';
 import type { DownloadProgressCallback } from './sources/progress.js';
 import { resolveModelSource } from './sources/resolve-source.js';
 import { BgeM3Tokenizer } from './tokenizer.js';
-import { findHeadFile, headFileNames, readLinearHead, type HeadName } from './weights/linear-head.js';
 
 export interface BgeM3LoadOptions {
   /** Hub revision (branch, tag or 40-hex commit) when `source` is a repo id. Default `'main'`. */
@@ -74,8 +73,24 @@ export interface BgeM3LoadOptions {
    * runs, alone. Default 2048.
    */
   maxBatchTokens?: number;
-  /** Batches run at once (p-limit). Default 1: one batch already uses every intra-op thread. */
+  /**
+   * Batches in flight at once (p-limit). Default 2: one computing while the next is queued, so the
+   * sessions never wait for the calling thread. Batches still run one after another.
+   */
   concurrency?: number;
+  /**
+   * Rewrite the graph's attention into onnxruntime's fused MultiHeadAttention at load (flash
+   * attention for unpadded batches): an 8192-token document then needs ~2 GB instead of ~10 GB and
+   * runs faster. Default true; graphs without the exported attention pattern run as they are.
+   * The environment variable `BGE_M3_RAG_FUSE_ATTENTION=0` also turns it off.
+   */
+  fuseAttention?: boolean;
+  /**
+   * Run the onnxruntime sessions in a worker thread (default true). onnxruntime-node runs a batch as
+   * synchronous native code, so without the worker a long encode freezes the event loop for the
+   * duration of each batch. Set false where worker threads are unavailable.
+   */
+  worker?: boolean;
   /** Extra onnxruntime session options, merged over this package's defaults. */
   sessionOptions?: ort.InferenceSession.SessionOptions;
 }
@@ -136,9 +151,7 @@ export class BgeM3Model {
     readonly dim: number,
     /** The tokenizer (exposed for adapters that need token counts). */
     readonly tokenizer: BgeM3Tokenizer,
-    private readonly encoder: EncoderSession,
-    private readonly heads: HeadsRunner | undefined,
-    private readonly missingHeads: Partial<Record<HeadName, string>>,
+    private readonly backend: InferenceBackend,
     /** Longest input the model accepts, in tokens (8192 for BGE-M3). */
     readonly maxPositions: number,
     private readonly maxBatchTokens: number,
@@ -164,8 +177,8 @@ export class BgeM3Model {
     if (threads !== undefined && !(Number.isInteger(threads) && threads > 0)) {
       throw new BgeM3Error('INVALID_ARGUMENT', `threads must be a positive integer (e.g. ${availableParallelism()}); got ${describe(threads)}.`);
     }
-    const maxBatchTokens = checkPositiveInt(options.maxBatchTokens ?? DEFAULT_BATCH_PLAN.maxBatchTokens, 'maxBatchTokens');
-    const concurrency = checkPositiveInt(options.concurrency ?? 1, 'concurrency');
+    const maxBatchTokens = checkInteger(options.maxBatchTokens ?? DEFAULT_BATCH_PLAN.maxBatchTokens, 'maxBatchTokens', 1);
+    const concurrency = checkInteger(options.concurrency ?? 2, 'concurrency', 1);
     const resolved = await resolveModelSource(source, options);
     const files = locateModelFiles(resolved.dir, {
       modelFile: resolved.modelFile ?? options.modelFile,
@@ -181,49 +194,37 @@ export class BgeM3Model {
     };
     const tokenizer = await BgeM3Tokenizer.load(files.tokenizerJson, files.tokenizerConfig);
     const config = await readConfig([files.dir, dirname(files.graph)]);
-    const encoder = await EncoderSession.load(files.graph, sessionOptions);
-    try {
-      const layout = encoder.layout;
-      const declared =
-        layout.kind === 'encoder' ? encoder.outputWidth(layout.hidden) : layout.dense ? encoder.outputWidth(layout.dense) : undefined;
-      let dim = declared ?? config.hidden_size;
-      let heads: HeadsRunner | undefined;
-      const missingHeads: Partial<Record<HeadName, string>> = {};
-      if (layout.kind === 'encoder') {
-        const colbertPath = findHeadFile('colbert_linear', files.headDirs);
-        const sparsePath = findHeadFile('sparse_linear', files.headDirs);
-        const colbert = colbertPath ? await readLinearHead(colbertPath, dim) : undefined;
-        dim ??= colbert?.weight.shape[1];
-        const sparse = sparsePath ? await readLinearHead(sparsePath, dim, 1) : undefined;
-        dim ??= sparse?.weight.shape[1];
-        if (!colbertPath) missingHeads.colbert_linear = describeMissingHead('colbert_linear', files.headDirs);
-        if (!sparsePath) missingHeads.sparse_linear = describeMissingHead('sparse_linear', files.headDirs);
-        if (dim !== undefined && (colbert || sparse)) {
-          heads = await HeadsRunner.create(dim, { colbert, sparse }, { ...sessionOptions, graphOptimizationLevel: 'all' });
-        }
-      }
-      if (dim === undefined) {
-        throw new BgeM3Error('UNKNOWN_LAYOUT', `Cannot tell the hidden size of ${files.graph}: the graph does not declare it and there is no config.json with hidden_size in ${files.dir}.`);
-      }
-      const positions = typeof config.max_position_embeddings === 'number' ? config.max_position_embeddings - 2 : Infinity;
-      const maxPositions = Math.min(tokenizer.modelMaxLength, positions);
-      return new BgeM3Model(files.dir, dim, tokenizer, encoder, heads, missingHeads, maxPositions, maxBatchTokens, concurrency);
-    } catch (e) {
-      await encoder.release();
-      throw e;
-    }
+    const backend = await openBackend(
+      {
+        graph: files.graph,
+        headDirs: files.headDirs,
+        sessionOptions,
+        configHiddenSize: typeof config.hidden_size === 'number' ? config.hidden_size : undefined,
+        fuseAttention: options.fuseAttention,
+        special: tokenizer.special,
+      },
+      { worker: options.worker ?? true },
+    );
+    // The position table is the hard limit (tokens beyond it have no embedding); without a
+    // config.json, the tokenizer's model_max_length is the best guess.
+    const maxPositions =
+      typeof config.max_position_embeddings === 'number' ? config.max_position_embeddings - 2 : tokenizer.modelMaxLength;
+    return new BgeM3Model(files.dir, backend.info.dim, tokenizer, backend, maxPositions, maxBatchTokens, concurrency);
   }
 
   /** Which graph layout was detected: `'encoder'` (heads applied here) or `'heads'` (heads in the graph). */
   get layout(): 'encoder' | 'heads' {
-    return this.encoder.layout.kind;
+    return this.backend.info.layout.kind;
   }
 
-  /** Token ids with `<s>` … `</s>`, truncated to `maxLength` (default 8192) with `</s>` kept. */
+  /**
+   * Token ids with `<s>` … `</s>`, truncated to `maxLength` (default 8192, or the model's limit if
+   * lower) with `</s>` kept.
+   */
   async tokenize(texts: string[], options: { maxLength?: number } = {}): Promise<number[][]> {
     this.assertUsable();
     checkTexts(texts);
-    const maxLength = this.checkMaxLength(options.maxLength ?? 8192, 'maxLength');
+    const maxLength = this.checkMaxLength(options.maxLength ?? this.defaultLength(8192), 'maxLength');
     return this.tokenizeAll(texts, maxLength);
   }
 
@@ -238,9 +239,9 @@ export class BgeM3Model {
     const returnDense = options.returnDense ?? true;
     const returnSparse = options.returnSparse ?? false;
     const returnColbert = options.returnColbertVecs ?? false;
-    const batchSize = checkPositiveInt(options.batchSize ?? DEFAULT_BATCH_PLAN.batchSize, 'batchSize');
-    const maxBatchTokens = checkPositiveInt(options.maxBatchTokens ?? this.maxBatchTokens, 'maxBatchTokens');
-    const maxLength = this.checkMaxLength(options.maxLength ?? 8192, 'maxLength');
+    const batchSize = checkInteger(options.batchSize ?? DEFAULT_BATCH_PLAN.batchSize, 'batchSize', 1);
+    const maxBatchTokens = checkInteger(options.maxBatchTokens ?? this.maxBatchTokens, 'maxBatchTokens', 1);
+    const maxLength = this.checkMaxLength(options.maxLength ?? this.defaultLength(8192), 'maxLength');
     this.checkHeadsAvailable(returnSparse, returnColbert);
 
     const n = texts.length;
@@ -264,10 +265,10 @@ export class BgeM3Model {
           limit(async () => {
             options.signal?.throwIfAborted();
             this.assertUsable();
-            return this.runBatch(
+            return this.track(this.backend.run(
               indices.map((i) => ids[i]!),
               want,
-            );
+            ));
           }).then((outputs) => {
             // Runs outside the limiter, so the next batch is already computing while this one is split up.
             indices.forEach((textIndex, b) => {
@@ -313,8 +314,8 @@ export class BgeM3Model {
       }
     });
     const weights = checkModeWeights(options.weightsForDifferentModes ?? [1, 1, 1]);
-    const maxQueryLength = this.checkMaxLength(options.maxQueryLength ?? 512, 'maxQueryLength');
-    const maxPassageLength = this.checkMaxLength(options.maxPassageLength ?? 8192, 'maxPassageLength');
+    const maxQueryLength = this.checkMaxLength(options.maxQueryLength ?? this.defaultLength(512), 'maxQueryLength');
+    const maxPassageLength = this.checkMaxLength(options.maxPassageLength ?? this.defaultLength(8192), 'maxPassageLength');
     this.checkHeadsAvailable(true, true);
     const out: BgeM3ScoreResult = { dense: [], sparse: [], colbert: [], 'sparse+dense': [], 'colbert+sparse+dense': [] };
     const all = { returnDense: true, returnSparse: true, returnColbertVecs: true, batchSize: options.batchSize };
@@ -352,15 +353,33 @@ export class BgeM3Model {
     });
   }
 
-  /** Releases the onnxruntime sessions. The model cannot be used afterwards. */
+  /**
+   * Releases the onnxruntime sessions (and their worker thread) once the batches already running
+   * have finished. The model cannot be used afterwards: later calls throw a `DISPOSED` error.
+   */
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
-    await this.encoder.release();
-    await this.heads?.release();
+    await Promise.allSettled([...this.inflight]);
+    await this.backend.close();
   }
 
   // --- internals -------------------------------------------------------------------------------
+
+  /** Batches sent to the backend and not yet answered; `dispose` waits for them. */
+  private readonly inflight = new Set<Promise<unknown>>();
+
+  private track<T>(p: Promise<T>): Promise<T> {
+    this.inflight.add(p);
+    const forget = () => this.inflight.delete(p);
+    p.then(forget, forget);
+    return p;
+  }
+
+  /** FlagEmbedding's default length, capped by the model's position table. */
+  private defaultLength(reference: number): number {
+    return Math.min(reference, this.maxPositions);
+  }
 
   private assertUsable(): void {
     if (this.disposed) throw new BgeM3Error('DISPOSED', 'This BgeM3Model was disposed; load the model again to use it.');
@@ -383,14 +402,14 @@ export class BgeM3Model {
   }
 
   private checkHeadsAvailable(sparse: boolean, colbert: boolean): void {
-    const layout = this.encoder.layout;
+    const { layout, graph, missingHeads } = this.backend.info;
     const problems: string[] = [];
     if (layout.kind === 'heads') {
-      if (sparse && !layout.sparse) problems.push(`sparse output (the graph ${this.encoder.graph} has no sparse output)`);
-      if (colbert && !layout.colbert) problems.push(`ColBERT output (the graph ${this.encoder.graph} has no ColBERT output)`);
+      if (sparse && !layout.sparse) problems.push(`sparse output (the graph ${graph} has no sparse output)`);
+      if (colbert && !layout.colbert) problems.push(`ColBERT output (the graph ${graph} has no ColBERT output)`);
     } else {
-      if (sparse && this.missingHeads.sparse_linear) problems.push(`sparse output: ${this.missingHeads.sparse_linear}`);
-      if (colbert && this.missingHeads.colbert_linear) problems.push(`ColBERT output: ${this.missingHeads.colbert_linear}`);
+      if (sparse && missingHeads.sparse_linear) problems.push(`sparse output: ${missingHeads.sparse_linear}`);
+      if (colbert && missingHeads.colbert_linear) problems.push(`ColBERT output: ${missingHeads.colbert_linear}`);
     }
     if (problems.length > 0) {
       throw new BgeM3Error('MISSING_FILE', `Cannot compute the ${problems.join('; ')}. Dense output works without them.`);
@@ -409,114 +428,6 @@ export class BgeM3Model {
     return ids;
   }
 
-  private async runBatch(
-    sequences: number[][],
-    want: { dense: boolean; sparse: boolean; colbert: boolean },
-  ): Promise<{ dense?: Float32Array[]; sparse?: LexicalWeights[]; colbert?: Float32Array[][] }> {
-    const batch = padBatch(sequences, this.tokenizer.special.pad);
-    return this.encoder.layout.kind === 'encoder'
-      ? this.runEncoderLayout(batch, sequences, want)
-      : this.runHeadsLayout(batch, sequences, want);
-  }
-
-  /** Encoder-only graph: CLS pooling here, sparse/ColBERT through the heads session on packed rows. */
-  private async runEncoderLayout(batch: EncoderBatch, sequences: number[][], want: { dense: boolean; sparse: boolean; colbert: boolean }) {
-    const layout = this.encoder.layout as { kind: 'encoder'; hidden: string };
-    const { data: hidden } = (await this.encoder.run(batch, [layout.hidden]))[layout.hidden]!;
-    const H = this.dim;
-    const T = batch.seqLen;
-    const out: { dense?: Float32Array[]; sparse?: LexicalWeights[]; colbert?: Float32Array[][] } = {};
-    if (want.dense) {
-      out.dense = sequences.map((_, b) => normalizeInPlace(hidden.slice(b * T * H, b * T * H + H)));
-    }
-    if (want.sparse || want.colbert) {
-      // Rows 1..len-1 of each text (everything but <s>, no padding), packed.
-      let rows = 0;
-      for (const s of sequences) rows += s.length - 1;
-      const packed = new Float32Array(rows * H);
-      let r = 0;
-      sequences.forEach((s, b) => {
-        const from = (b * T + 1) * H;
-        packed.set(hidden.subarray(from, from + (s.length - 1) * H), r * H);
-        r += s.length - 1;
-      });
-      const heads = await this.heads!.run(packed, rows, { sparse: want.sparse, colbert: want.colbert });
-      if (heads.sparse) {
-        let row = 0;
-        out.sparse = sequences.map((s) => {
-          const weights = this.lexicalWeights(s, 1, (t) => heads.sparse![row + t - 1]!);
-          row += s.length - 1;
-          return weights;
-        });
-      }
-      if (heads.colbert) {
-        const D = heads.colbert.length / Math.max(rows, 1);
-        let row = 0;
-        out.colbert = sequences.map((s) => {
-          const vecs = splitRows(heads.colbert!.slice(row * D, (row + s.length - 1) * D), s.length - 1, D);
-          row += s.length - 1;
-          return vecs;
-        });
-      }
-    }
-    return out;
-  }
-
-  /** Heads-in-graph export: outputs are already pooled/normalized; strip padding and filter. */
-  private async runHeadsLayout(batch: EncoderBatch, sequences: number[][], want: { dense: boolean; sparse: boolean; colbert: boolean }) {
-    const layout = this.encoder.layout as { kind: 'heads'; dense?: string; sparse?: string; colbert?: string };
-    const fetches = [want.dense && layout.dense, want.sparse && layout.sparse, want.colbert && layout.colbert].filter(
-      (x): x is string => typeof x === 'string',
-    );
-    const res = await this.encoder.run(batch, fetches);
-    const T = batch.seqLen;
-    const out: { dense?: Float32Array[]; sparse?: LexicalWeights[]; colbert?: Float32Array[][] } = {};
-    if (want.dense) {
-      const { data } = res[layout.dense!]!;
-      const H = this.dim;
-      out.dense = sequences.map((_, b) => data.slice(b * H, b * H + H));
-    }
-    if (want.sparse) {
-      const { data } = res[layout.sparse!]!;
-      out.sparse = sequences.map((s, b) => this.lexicalWeights(s, 0, (t) => data[b * T + t]!));
-    }
-    if (want.colbert) {
-      const { data, dims } = res[layout.colbert!]!;
-      const rowsPer = dims[1]!;
-      const D = dims[2]!;
-      // Known exports return positions 1.. (`seq - 1` rows); one that keeps all `seq` rows has <s> first.
-      const skip = rowsPer === T ? 1 : 0;
-      out.colbert = sequences.map((s, b) => {
-        const from = (b * rowsPer + skip) * D;
-        return splitRows(data.slice(from, from + (s.length - 1) * D), s.length - 1, D);
-      });
-    }
-    return out;
-  }
-
-  /**
-   * `_process_token_weights`: for positions `from..len-1`, drop `<s>`, `</s>`, `<pad>`, `<unk>` and
-   * weights <= 0; keep the maximum weight per token id.
-   */
-  private lexicalWeights(ids: number[], from: number, weightAt: (position: number) => number): LexicalWeights {
-    const { bos, eos, pad, unk } = this.tokenizer.special;
-    const out: LexicalWeights = {};
-    for (let t = from; t < ids.length; t++) {
-      const id = ids[t]!;
-      if (id === bos || id === eos || id === pad || id === unk) continue;
-      const w = weightAt(t);
-      if (!(w > 0)) continue;
-      const prev = out[id];
-      if (prev === undefined || w > prev) out[id] = w;
-    }
-    return out;
-  }
-}
-
-function splitRows(flat: Float32Array, rows: number, width: number): Float32Array[] {
-  const out = new Array<Float32Array>(rows);
-  for (let r = 0; r < rows; r++) out[r] = flat.subarray(r * width, (r + 1) * width);
-  return out;
 }
 
 function uniqueIndex(texts: string[]): { texts: string[]; index: number[] } {
@@ -538,25 +449,6 @@ function checkTexts(texts: unknown): asserts texts is string[] {
       throw new BgeM3Error('INVALID_ARGUMENT', `texts[${i}] is ${describe(texts[i])}; every entry must be a string.`);
     }
   }
-}
-
-function checkPositiveInt(value: unknown, option: string): number {
-  if (!Number.isInteger(value) || (value as number) < 1) {
-    throw new BgeM3Error('INVALID_ARGUMENT', `${option} must be a positive integer; got ${describe(value)}.`);
-  }
-  return value as number;
-}
-
-function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return `an array of length ${value.length}`;
-  if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)}`;
-  if (typeof value === 'object') return 'an object';
-  return `${typeof value} ${String(value)}`;
-}
-
-function describeMissingHead(head: HeadName, dirs: string[]): string {
-  return `no ${headFileNames(head).join(' or ')} in ${dirs.join(' or ')}; copy it from the BAAI/bge-m3 repository`;
 }
 
 async function readConfig(dirs: string[]): Promise<{ hidden_size?: number; max_position_embeddings?: number }> {

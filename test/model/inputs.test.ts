@@ -53,7 +53,7 @@ describe('BgeM3Model inputs and edge cases', () => {
     }
     await expect(model.encode(['x'], { maxLength: 8193 })).rejects.toThrow(/exceeds the 8192 tokens/);
     await expect(model.computeScore([['q', 'p']], { maxQueryLength: 1 })).rejects.toThrow(/maxQueryLength/);
-    await expect(model.encode(['x'], { batchSize: 0 })).rejects.toThrow(/batchSize must be a positive integer/);
+    await expect(model.encode(['x'], { batchSize: 0 })).rejects.toThrow(/batchSize must be an integer >= 1/);
   });
 
   it('rejects a weights array of the wrong length or with a zero sum', async () => {
