@@ -26,6 +26,7 @@ import { BM25Retriever } from '@langchain/community/retrievers/bm25';
 import { Document } from '@langchain/core/documents';
 import { Embeddings } from '@langchain/core/embeddings';
 import { MemoryHybridIndex, type HybridSearchOptions } from '../src/index.js';
+import { mulberry32 } from './lib/prng.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -50,16 +51,6 @@ const K = 10;
 
 // --- synthetic data --------------------------------------------------------------------------
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Zipf(1) sampler over token ids 0..vocab-1 (id 0 most frequent), by inverse CDF. */
 function zipfSampler(vocab: number, rand: () => number): () => number {
@@ -105,7 +96,7 @@ function sparseFrom(tokens: Set<number>, rand: () => number): Sparse {
 const words = (s: Sparse) => Array.from(s.indices, (t) => `w${t}x`).join(' ');
 
 function generate(n: number, seed: number) {
-  const rand = prng(seed);
+  const rand = mulberry32(seed);
   const zipf = zipfSampler(VOCAB, rand);
   const dense = new Float32Array(n * DIM);
   const sparse: Sparse[] = new Array(n);

@@ -4,17 +4,8 @@
  */
 import { combineScores, dot, lexicalMatchingScore, type LexicalWeights } from '../../src/scores.js';
 
-/** mulberry32: a small seeded PRNG, so failures are reproducible from the seed. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded PRNG (mulberry32), so failures are reproducible from the seed. */
+export { mulberry32 as rng } from '../../bench/lib/prng.js';
 
 export interface RefDoc {
   id: string;
