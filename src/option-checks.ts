@@ -1,7 +1,7 @@
 /**
- * Small checks for user-supplied options, shared by the reranker and the framework adapters so that
- * every bad value is reported the same way: a `BgeM3Error` naming the option and what was given.
- * (`BgeM3Model` has private twins of `describeValue` and `checkInteger`; they could move here.)
+ * Small checks for user-supplied options, shared by the engine, the reranker and the framework
+ * adapters so that every bad value is reported the same way: a `BgeM3Error` naming the option and
+ * what was given.
  */
 import { BgeM3Error } from './errors.js';
 

@@ -20,7 +20,6 @@ import {
 } from '../scores.js';
 import { checkInteger, describeValue as describe } from '../option-checks.js';
 import { DEFAULT_BATCH_PLAN, planBatches } from './batching.js';
-import type { BatchWants } from './batch-runner.js';
 import { openBackend, type InferenceBackend } from './inference-backend.js';
 import { locateModelFiles, type BgeM3Dtype } from './model-files.js';
 import type { DownloadProgressCallback } from './sources/progress.js';
