@@ -61,7 +61,8 @@ try {
   const started = performance.now();
   await index.add(
     docs.map((d) => ({ id: d.id, text: d.text, metadata: { lang: d.lang, title: d.title } })),
-    { onProgress: ({ done, total }) => process.stderr.write(`\rIndexing documents: ${done}/${total}`) },
+    // A live counter on a terminal; in a log it would only pile up on one line.
+    { onProgress: process.stderr.isTTY ? ({ done, total }) => process.stderr.write(`\rIndexing documents: ${done}/${total}`) : undefined },
   );
   console.error(`\rIndexed ${index.size} documents in ${new Set(docs.map((d) => d.lang)).size} languages in ${((performance.now() - started) / 1000).toFixed(1)} s.`);
 
