@@ -26,6 +26,8 @@ export type BgeM3ErrorCode =
   | 'UNKNOWN_LAYOUT'
   /** The model was used after `dispose()`. */
   | 'DISPOSED'
+  /** The inference worker thread stopped (crashed or was terminated); load the model again. */
+  | 'WORKER_FAILED'
   /** A download or hub lookup failed. */
   | 'DOWNLOAD_FAILED'
   /** A saved index cannot be used (corrupt, wrong version, other model). */

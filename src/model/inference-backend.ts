@@ -134,7 +134,9 @@ class WorkerBackend implements InferenceBackend {
     });
     const fail = (why: string) => {
       this.exited = true;
-      for (const p of this.pending.values()) p.reject(new Error(`The bge-m3-rag inference worker stopped: ${why}`));
+      for (const p of this.pending.values()) {
+        p.reject(new BgeM3Error('WORKER_FAILED', `The bge-m3-rag inference worker stopped (${why}); dispose this model and load it again.`));
+      }
       this.pending.clear();
       this.updateRef();
     };
@@ -169,7 +171,9 @@ class WorkerBackend implements InferenceBackend {
   }
 
   private request(req: RequestBody): Promise<unknown> {
-    if (this.exited) return Promise.reject(new Error('The bge-m3-rag inference worker has stopped.'));
+    if (this.exited) {
+      return Promise.reject(new BgeM3Error('WORKER_FAILED', 'The bge-m3-rag inference worker has stopped; dispose this model and load it again.'));
+    }
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });

@@ -46,6 +46,13 @@ import type {
   HybridStoredDocument,
 } from './types.js';
 
+/**
+ * Largest token id (exclusive) accepted from precomputed encodings: far above any real vocabulary
+ * (BGE-M3: 250,002), and small enough that the sparse index's per-token arrays stay bounded even
+ * for hostile input (a single id near 2^31 would make them gigabytes).
+ */
+const MAX_ENCODED_TOKEN_ID = 1 << 24;
+
 export { HYBRID_INDEX_FILE } from './index-persistence.js';
 
 export interface MemoryHybridIndexOptions extends Omit<BgeM3ModelFields, 'model'> {
@@ -226,7 +233,7 @@ export class MemoryHybridIndex implements HybridIndex {
     const rows = prepared.map((d, i): EncodedRow => {
       const doc = docs[i]!;
       const dense = checkDense(doc.dense, dim, `addEncoded: docs[${i}].dense`);
-      return { ...d, dense, sparse: toSparseVector(doc.sparse, `addEncoded: docs[${i}].sparse`), norm: Math.sqrt(squaredNorm(dense)) };
+      return { ...d, dense, sparse: toSparseVector(doc.sparse, `addEncoded: docs[${i}].sparse`, MAX_ENCODED_TOKEN_ID), norm: Math.sqrt(squaredNorm(dense)) };
     });
     if (rows.length > 0) this.commit(rows, dim!);
     return prepared.map((d) => d.id);
@@ -331,7 +338,7 @@ export class MemoryHybridIndex implements HybridIndex {
       throw new BgeM3Error('INVALID_ARGUMENT', `searchEncoded expects { dense, sparse }; got ${describe(query)}.`);
     }
     const dense = checkDense(query.dense, this.dimension ?? query.dense?.length, 'searchEncoded: query.dense');
-    const sparse = toSparseVector(query.sparse, 'searchEncoded: query.sparse');
+    const sparse = toSparseVector(query.sparse, 'searchEncoded: query.sparse', MAX_ENCODED_TOKEN_ID);
     const fused = await this.searchVectors(Float32Array.from(dense), sparse, opts, options.signal);
     return fused.slice(0, opts.k);
   }
@@ -374,7 +381,8 @@ export class MemoryHybridIndex implements HybridIndex {
       ...options.index,
     });
     // An empty index saved before any document was added may not know its width yet.
-    index.dimension = loaded.dim > 0 ? loaded.dim : index.dimension;
+    // An empty save does not fix a width: keep the model's (or the requested) one.
+    index.dimension = loaded.state.count > 0 ? loaded.dim : (current?.dim ?? options.dim ?? (loaded.dim > 0 ? loaded.dim : index.dimension));
     index.savedFingerprint = loaded.model;
     loaded.state.docs.forEach((d, row) => index.idToRow.set(d.id, row));
     index.state = loaded.state;
@@ -467,10 +475,12 @@ export class MemoryHybridIndex implements HybridIndex {
       // Assigned by index, not pushed: entries at or above `count` belong to no published state.
       s.docs[row] = { id: r.id, text: r.text, metadata: r.metadata };
       s.postings.append(row, r.sparse);
-      this.idToRow.set(r.id, row);
       if (r.norm > maxRowNorm) maxRowNorm = r.norm;
     });
     this.state = { count, dense, docs: s.docs, deleted, deletedCount: s.deletedCount + replaced.length, postings: s.postings, maxRowNorm };
+    // Ids point at the new rows only once the state holding them is published: if an append above
+    // threw, no id refers to a row beyond `count`.
+    rows.forEach((r, i) => this.idToRow.set(r.id, s.count + i));
     this.maybeCompact();
   }
 

@@ -40,7 +40,7 @@ async function compute(model: BgeM3Model): Promise<ModelFingerprint> {
   const step = Math.max(1, Math.floor(vocabSize / SAMPLE_IDS));
   for (let id = 0; id < vocabSize; id += step) hash.update(`${id}\u0000${model.tokenizer.decodeOne(id)}\u0000`);
   hash.update(`${vocabSize - 1}\u0000${model.tokenizer.decodeOne(vocabSize - 1)}\u0000`);
-  const [probe] = await model.tokenize([PROBE], { maxLength: 512 });
+  const [probe] = await model.tokenize([PROBE], { maxLength: Math.min(512, model.maxPositions) });
   hash.update(JSON.stringify(probe));
   return { dim: model.dim, vocabSize, vocabHash: hash.digest('hex') };
 }
