@@ -70,6 +70,14 @@ describe('inference worker', () => {
     await expect(model.encode(['x'])).rejects.toMatchObject({ code: 'DISPOSED' });
   });
 
+  it('reports a worker that died as WORKER_FAILED', async () => {
+    const model = await BgeM3Model.load(TINY_DIR);
+    // Simulate a crash: terminate the worker thread behind the model's back.
+    await (model as unknown as { backend: { worker: { terminate(): Promise<number> } } }).backend.worker.terminate();
+    await expect(model.encode(['x'])).rejects.toMatchObject({ code: 'WORKER_FAILED', message: expect.stringMatching(/load it again/) });
+    await model.dispose();
+  });
+
   it('defaults lengths to the model position table when it is shorter than 8192', async () => {
     const dir = join(tmpRoot, 'short-positions');
     cpSync(TINY_DIR, dir, { recursive: true, filter: (src) => !src.includes('/m3') && !src.endsWith('expected.json') });

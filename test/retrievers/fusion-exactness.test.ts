@@ -251,4 +251,12 @@ describe('building blocks', () => {
     const results = await index.searchEncoded({ dense: [0, 0], sparse: { '5': 2 } }, { weights: { dense: 0, sparse: 1 } });
     expect(results.map((r) => [r.id, r.sparse])).toEqual([['a', 1]]);
   });
+
+  it('refuses token ids no vocabulary has (they would size the postings arrays) and leaves the index as it was', () => {
+    const index = new MemoryHybridIndex({ dim: 2 });
+    index.addEncoded([{ id: 'a', text: 'a', dense: [1, 0], sparse: { '5': 1 } }]);
+    expect(() => index.addEncoded([{ id: 'b', text: 'b', dense: [0, 1], sparse: { '2000000000': 1 } }])).toThrow(/token id "2000000000"/);
+    expect(index.size).toBe(1);
+    expect(index.has('b')).toBe(false);
+  });
 });
