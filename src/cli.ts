@@ -8,6 +8,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { BgeM3Error } from './errors.js';
 import { DTYPES, type BgeM3Dtype } from './model/model-files.js';
+import { envFlag } from './model/sources/hub-settings.js';
 import { formatBytes } from './model/sources/progress.js';
 import { resolveModelSource } from './model/sources/resolve-source.js';
 
@@ -43,7 +44,8 @@ Options:
   --quiet                no progress output
   -h, --help             show this help
 
-Environment: HF_TOKEN (token for private/gated repos), HF_ENDPOINT, HF_HOME, HF_HUB_CACHE.
+Environment: HF_TOKEN (token for private/gated repos), HF_ENDPOINT, HF_HOME, HF_HUB_CACHE,
+HF_HUB_OFFLINE=1 (no network: only check that the cache holds the model, and print its folder).
 
 Air-gapped machines: run this where there is network, copy the cache folder
 (<cache>/models--BAAI--bge-m3) to the same place on the target (or point HF_HUB_CACHE at the copy),
@@ -69,26 +71,45 @@ async function download(args: string[]): Promise<number> {
   if (values.dtype !== undefined && !(DTYPES as readonly string[]).includes(values.dtype)) {
     throw new UsageError(`--dtype must be one of ${DTYPES.join(', ')}; got "${values.dtype}"`);
   }
+  for (const flag of ['revision', 'cache-dir', 'heads', 'endpoint'] as const) {
+    if (values[flag] !== undefined && values[flag].trim() === '') throw new UsageError(`--${flag} needs a value; got an empty string`);
+  }
   const repo = positionals[0] ?? 'BAAI/bge-m3';
   const started = performance.now();
-  const result = await resolveModelSource(repo, {
-    dtype: values.dtype as BgeM3Dtype | undefined,
-    revision: values.revision,
-    cacheDir: values['cache-dir'],
-    heads: values.heads,
-    hubUrl: values.endpoint,
-    // A prefetch asks the hub for the revision's current commit even if an older one is cached.
-    refresh: true,
-    offline: false,
-    ...(values.quiet ? { onProgress: () => {} } : {}),
-  });
+  // HF_HUB_OFFLINE=1 (or TRANSFORMERS_OFFLINE=1) is respected: the cache is checked, nothing fetched.
+  const offline = envFlag(process.env.HF_HUB_OFFLINE) || envFlag(process.env.TRANSFORMERS_OFFLINE);
+  let result;
+  try {
+    result = await resolveModelSource(repo, {
+      dtype: values.dtype as BgeM3Dtype | undefined,
+      revision: values.revision,
+      cacheDir: values['cache-dir'],
+      heads: values.heads,
+      hubUrl: values.endpoint,
+      // A prefetch asks the hub for the revision's current commit even if an older one is cached.
+      refresh: true,
+      ...(values.quiet ? { onProgress: () => {} } : {}),
+    });
+  } catch (e) {
+    throw e instanceof BgeM3Error && e.code === 'INVALID_ARGUMENT' ? new UsageError(withFlagNames(e.message)) : e;
+  }
   const bytes = result.downloaded.reduce((n, f) => n + f.bytes, 0);
   const seconds = (performance.now() - started) / 1000;
   if (!values.quiet) {
+    if (result.fallbackReason) process.stderr.write(`Warning: could not check the hub for a newer commit. ${result.fallbackReason}\n`);
     process.stderr.write(
       result.downloaded.length
         ? `Downloaded ${result.downloaded.length} file(s), ${formatBytes(bytes)}, in ${seconds.toFixed(1)} s.\n`
-        : 'Everything was already in the cache.\n',
+        : offline
+          ? 'Offline mode (HF_HUB_OFFLINE): everything the model needs is in the cache.\n'
+          : 'Everything was already in the cache.\n',
+    );
+  }
+  if (result.missingHeads.length > 0) {
+    // Not an error (the model loads dense-only), but the user should know before going offline.
+    process.stderr.write(
+      `Note: ${repo} has no head files (${result.missingHeads.map((h) => `${h}.pt`).join(', ')}), so the model will be dense-only ` +
+        '(no sparse or ColBERT vectors). To fetch them, add --heads BAAI/bge-m3.\n',
     );
   }
   // stdout: the folder to load, one per line (model first, then any heads folder), for scripts.
@@ -111,6 +132,14 @@ function mainUsage(): string {
   );
 }
 
+/** Library option names in a message, as the flags the user typed. */
+const FLAG_NAMES: Record<string, string> = { cacheDir: '--cache-dir', hubUrl: '--endpoint', revision: '--revision', dtype: '--dtype', heads: '--heads' };
+
+function withFlagNames(message: string): string {
+  // The library's INVALID_ARGUMENT messages start with the option's name.
+  return message.replace(/^(cacheDir|hubUrl|revision|dtype|heads)\b/, (name) => FLAG_NAMES[name]!);
+}
+
 function parse<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T) {
   try {
     return parseArgs({ args, options, allowPositionals: true, strict: true });
@@ -122,9 +151,14 @@ function parse<T extends NonNullable<ParseArgsConfig['options']>>(args: string[]
 /** Runs the CLI with `argv` (without `node` and the script) and returns the exit code. */
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
-  if (name === undefined || name === '-h' || name === '--help' || name === 'help') {
+  if (name === undefined) {
+    // No command is a usage error: usage to stderr, exit 2.
+    process.stderr.write(`${mainUsage()}\n`);
+    return 2;
+  }
+  if (name === '-h' || name === '--help' || name === 'help') {
     process.stdout.write(`${mainUsage()}\n`);
-    return name === undefined ? 2 : 0;
+    return 0;
   }
   const command = COMMANDS[name];
   if (!command) {

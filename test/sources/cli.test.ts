@@ -104,7 +104,8 @@ describe('bge-m3-rag download', () => {
     expect(top.stdout).toMatch(/Commands:\n {2}download/);
     const bare = await cli([]);
     expect(bare.code).toBe(2);
-    expect(bare.stdout).toContain('Usage: bge-m3-rag <command>');
+    expect(bare.stdout).toBe(''); // a usage error: the usage goes to stderr
+    expect(bare.stderr).toContain('Usage: bge-m3-rag <command>');
   });
 
   it('usage errors exit 2 with a message', async () => {
@@ -117,6 +118,41 @@ describe('bge-m3-rag download', () => {
     const option = await cli(['download', '--bogus']);
     expect(option.code).toBe(2);
     expect(option.stderr).toContain("Unknown option '--bogus'");
+  });
+
+  it('option errors name the flag the user typed', async () => {
+    const endpoint = await cli(['download', '--endpoint', 'ftp://mirror']);
+    expect(endpoint.code).toBe(2);
+    expect(endpoint.stderr).toContain('--endpoint (or HF_ENDPOINT) must be an http(s) URL');
+    const revision = await cli(['download', '--revision', '../etc']);
+    expect(revision.code).toBe(2);
+    expect(revision.stderr).toContain('--revision "../etc" is not a valid branch');
+    const cacheDir = await cli(['download', '--cache-dir', '']);
+    expect(cacheDir.code).toBe(2);
+    expect(cacheDir.stderr).toContain('--cache-dir needs a value');
+    for (const r of [endpoint, revision, cacheDir]) expect(r.stderr).not.toMatch(/\b(hubUrl|cacheDir)\b/);
+  });
+
+  it('HF_HUB_OFFLINE=1 is respected: checks the cache and prints its folder, or exits 1, without connecting', async () => {
+    hub.resetLog();
+    const ok = await cli(['download'], { HF_HUB_OFFLINE: '1' });
+    expect(ok.code).toBe(0);
+    expect(ok.stdout.trim()).toBe(join(hfHome, 'hub', 'models--BAAI--bge-m3', 'snapshots', hub.repos.get('BAAI/bge-m3')!.commit));
+    expect(ok.stderr).toContain('Offline mode (HF_HUB_OFFLINE)');
+    const missing = await cli(['download', '--cache-dir', env.newCache()], { HF_HUB_OFFLINE: '1' });
+    expect(missing.code).toBe(1);
+    expect(missing.stdout).toBe('');
+    expect(missing.stderr).toContain('Offline mode (offline: true or HF_HUB_OFFLINE=1)');
+    expect(hub.connections).toBe(0);
+  });
+
+  it('a graph without heads and no --heads: says the model will be dense-only and how to get the heads', async () => {
+    const r = await cli(['download', 'Xenova/bge-m3', '--dtype', 'q8', '--cache-dir', env.newCache()]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain('Xenova/bge-m3 has no head files (colbert_linear.pt, sparse_linear.pt)');
+    expect(r.stderr).toContain('dense-only');
+    expect(r.stderr).toContain('--heads BAAI/bge-m3');
+    expect(r.stdout.trim().split('\n')).toHaveLength(1);
   });
 
   it('a repo that does not exist exits 1 with the hub error', async () => {

@@ -60,6 +60,8 @@ export interface Faults {
   throttle?: { file: string; chunk: number; everyMs: number };
   /** Ignore `Range` headers for this file (answer 200 with the whole file, as some proxies do). */
   ignoreRange?: { file: string };
+  /** Send this (raw, e.g. malicious) ETag for the file instead of its sha256 / git sha1. */
+  etag?: { file: string; value: string };
   /** Answer requests whose URL matches with this status (and an optional X-Error-Code), after letting `skip` through. */
   status?: { match: RegExp; status: number; errorCode?: string; times?: number; skip?: number };
 }
@@ -273,19 +275,20 @@ export class FakeHub {
         return;
       }
       res.setHeader('x-repo-commit', repo.commit);
+      const forced = this.faults.etag?.file === path ? this.faults.etag.value : undefined;
       if (file.lfs) {
         const pointer = lfsPointer(file);
         res.writeHead(302, {
           location: `${this.cdnUrl}/${file.sha256}?X-Amz-Signature=fake&response-content-disposition=${encodeURIComponent(`attachment; filename="${path.split('/').pop()}"`)}`,
           etag: `"${gitSha1(pointer)}"`,
-          'x-linked-etag': `"${file.sha256}"`,
+          'x-linked-etag': `"${forced ?? file.sha256}"`,
           'x-linked-size': String(file.data.length),
           'content-length': '0',
         });
         res.end();
         return;
       }
-      this.sendBody(req, res, file, path, `"${file.gitSha1}"`);
+      this.sendBody(req, res, file, path, `"${forced ?? file.gitSha1}"`);
       return;
     }
     error(res, 404, undefined, 'Not found');

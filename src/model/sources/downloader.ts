@@ -3,9 +3,11 @@
  * ever appears there:
  * - a per-blob lock file, so concurrent processes download a blob once (the others wait, then reuse);
  * - bytes go to `blobs/<etag>.<pid>-<random>.incomplete`, renamed to `blobs/<etag>` only after the
- *   size and the content hash match the etag (sha256 = the LFS oid, or the git blob sha1);
+ *   size and the content hash of the file on disk match the etag (sha256 = the LFS oid, or the git
+ *   blob sha1);
  * - an interrupted transfer resumes with an HTTP `Range` request, in the same run (a few retries
- *   with back-off) or in a later one (the `.incomplete` file of a dead process is adopted);
+ *   with back-off) or in a later one (the `.incomplete` file of a dead process is adopted; never one
+ *   that a live process may still be writing);
  * - progress: bytes, rate and ETA to a callback.
  */
 import { createHash, type Hash } from 'node:crypto';
@@ -13,7 +15,7 @@ import { createReadStream, statSync } from 'node:fs';
 import { mkdir, open, rename, truncate, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { BgeM3Error } from '../../errors.js';
-import { acquireFileLock } from './file-lock.js';
+import { acquireFileLock, isAlive } from './file-lock.js';
 import { hubError, unreachable, type FileMetadata } from './hub-client.js';
 import { uniqueSuffix, type RepoCache } from './hub-cache.js';
 import { RateMeter, type DownloadProgressCallback } from './progress.js';
@@ -39,6 +41,12 @@ export interface DownloadOptions {
   onWait?: (owner: { pid?: number; host?: string }) => void;
   signal?: AbortSignal;
 }
+
+/** A partial download is left alone while it changed this recently (a writer on another host may own it). */
+const PARTIAL_FRESH_MS = 30_000;
+
+/** `.incomplete` files this process is writing right now (never adopted by another download in it). */
+const writing = new Set<string>();
 
 /** How a blob's content is checked against its etag. */
 type Verifier = { kind: 'sha256' | 'git-sha1'; hash: Hash } | { kind: 'none' };
@@ -87,23 +95,61 @@ export async function downloadBlob(cache: RepoCache, meta: FileMetadata, label: 
     signal: options.signal,
   });
   if (!lock) return; // Another process finished it while we waited.
+  let temp: string | undefined;
   try {
     if (cache.hasBlob(meta.etag, meta.size)) return;
-    const temp = await adoptPartial(cache, meta.etag);
+    temp = await adoptPartial(cache, meta.etag);
+    writing.add(temp);
     await transfer(temp, meta, label, options);
-    await rename(temp, blob);
+    // What counts is the file on disk, not the bytes this process streamed: check it again.
+    await verifyOnDisk(temp, meta, label);
+    try {
+      await rename(temp, blob);
+    } catch (cause) {
+      throw new BgeM3Error(
+        'DOWNLOAD_FAILED',
+        `Downloaded and verified ${label.repo}/${label.file} but could not move it into the cache (${temp} -> ${blob}): ${(cause as Error).message}. ` +
+          'Check that the cache folder (cacheDir / HF_HUB_CACHE) is writable and not being cleaned by another program, then load again.',
+        { cause },
+      );
+    }
   } finally {
+    if (temp) writing.delete(temp);
     await lock.release();
   }
 }
 
+/** The pid in a partial's name (`<etag>.<pid>-<random>.incomplete`). */
+function partialPid(path: string): number | undefined {
+  const m = /\.(\d+)-[0-9a-f]+\.incomplete$/.exec(path);
+  return m ? Number(m[1]) : undefined;
+}
+
 /**
- * Reuses the largest unfinished download of this blob (we hold the blob's lock, so no live process
- * is writing one), under a fresh name of our own; the others are deleted.
+ * Whether nobody can still be writing this partial: not one of ours in flight; of this process (a
+ * download of it that failed earlier) or of a process that is gone, and not changed for a while
+ * (its writer could be on another host sharing the cache, where a pid means nothing here).
+ */
+function isAbandoned(path: string): boolean {
+  if (writing.has(path)) return false;
+  const pid = partialPid(path);
+  if (pid === process.pid) return true;
+  if (pid !== undefined && isAlive(pid)) return false;
+  try {
+    return Date.now() - statSync(path).mtimeMs > PARTIAL_FRESH_MS;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Reuses the largest abandoned unfinished download of this blob, under a fresh name of our own; the
+ * other abandoned ones are deleted. A partial a live process may still be writing is never touched
+ * (the lock could have been broken under it): its bytes would keep arriving in our file.
  */
 async function adoptPartial(cache: RepoCache, etag: string): Promise<string> {
   const mine = join(dirname(cache.blobPath(etag)), `${etag}.${uniqueSuffix()}.incomplete`);
-  const partials = (await cache.partials(etag)).sort((a, b) => fileSize(b) - fileSize(a));
+  const partials = (await cache.partials(etag)).filter(isAbandoned).sort((a, b) => fileSize(b) - fileSize(a));
   let adopted = false;
   for (const p of partials) {
     if (!adopted) {
@@ -118,6 +164,24 @@ async function adoptPartial(cache: RepoCache, etag: string): Promise<string> {
     await unlink(p).catch(() => {});
   }
   return mine;
+}
+
+/** Size and hash of the file on disk, just before it enters the cache; a mismatch deletes it. */
+async function verifyOnDisk(temp: string, meta: FileMetadata, label: { repo: string; file: string }): Promise<void> {
+  let size: number;
+  try {
+    size = statSync(temp).size;
+  } catch (cause) {
+    throw new BgeM3Error(
+      'DOWNLOAD_FAILED',
+      `Downloaded ${label.repo}/${label.file} but its temporary file ${temp} is gone (${(cause as Error).message}). ` +
+        'Another program may be cleaning the cache folder (cacheDir / HF_HUB_CACHE); load again to retry.',
+      { cause },
+    );
+  }
+  const verifier = newVerifier(meta.etag, meta.size ?? size);
+  if (verifier.kind !== 'none') await hashPrefix(temp, size, verifier.hash);
+  await verify(temp, size, verifier, meta, label);
 }
 
 async function transfer(temp: string, metaIn: FileMetadata, label: { repo: string; file: string }, options: DownloadOptions): Promise<void> {

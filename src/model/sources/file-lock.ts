@@ -4,13 +4,17 @@
  *
  * Hand-written because Node has no `flock`, and Python's `filelock` scheme (which relies on it)
  * cannot be shared. The lock is an exclusively created file (`open(path, 'wx')`) holding the owner's
- * pid and host; the owner touches it every few seconds, and a lock whose owner is dead (same host) or
- * which has not been touched for `staleMs` is broken. Correctness never depends on the lock: every
- * writer uses its own temporary file and only a verified file is renamed into the cache, so the rare
- * race where two processes break a stale lock together costs a duplicate download, not a corrupt cache.
+ * pid, host and a random token; the owner touches it every few seconds. A lock is broken only when
+ * its owner is known dead (same host, pid gone) or, for an owner on another host (or an unreadable
+ * lock), when it has not been touched for `staleMs`; a live owner on this host is never judged stale,
+ * however long it takes. Breaking renames the lock aside first and checks it is still the one judged
+ * stale; releasing removes the lock only if it still carries the owner's token. Correctness never
+ * depends on the lock alone: every writer uses its own temporary file and only a file verified on
+ * disk is renamed into the cache, so a lock race costs a duplicate download, not a corrupt cache.
  */
+import { randomBytes } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
-import { mkdir, open, unlink, utimes } from 'node:fs/promises';
+import { link, mkdir, open, readFile, rename, unlink, utimes } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 
@@ -36,17 +40,32 @@ export interface HeldLock {
 interface LockOwner {
   pid?: number;
   host?: string;
+  token?: string;
 }
 
-function readOwner(path: string): LockOwner {
+function parseOwner(text: string): LockOwner {
   try {
-    return JSON.parse(readFileSync(path, 'utf8')) as LockOwner;
+    const o = JSON.parse(text) as LockOwner;
+    return o && typeof o === 'object' ? o : {};
   } catch {
     return {}; // Being written right now, or garbage: judged by its age alone.
   }
 }
 
-function isAlive(pid: number): boolean {
+function readRaw(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+function readOwner(path: string): LockOwner {
+  return parseOwner(readRaw(path) ?? '');
+}
+
+/** Whether a process with this pid runs on this machine. */
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -55,16 +74,50 @@ function isAlive(pid: number): boolean {
   }
 }
 
-function isStale(path: string, staleMs: number): boolean {
+/**
+ * The lock's content if it is abandoned, else undefined. An owner on this host is judged by its pid
+ * alone (alive: never stale, however old the lock; dead: stale at once); an owner elsewhere, or an
+ * unreadable lock, by the time since it was last touched.
+ */
+function staleContent(path: string, staleMs: number): string | undefined {
   let mtimeMs: number;
   try {
     mtimeMs = statSync(path).mtimeMs;
   } catch {
-    return false; // Gone already: the next attempt to create it decides.
+    return undefined; // Gone already: the next attempt to create it decides.
   }
-  const owner = readOwner(path);
-  if (owner.host === hostname() && typeof owner.pid === 'number' && !isAlive(owner.pid)) return true;
-  return Date.now() - mtimeMs > staleMs;
+  const raw = readRaw(path);
+  if (raw === undefined) return undefined;
+  const owner = parseOwner(raw);
+  if (owner.host === hostname() && typeof owner.pid === 'number' && Number.isInteger(owner.pid) && owner.pid > 0) {
+    return isAlive(owner.pid) ? undefined : raw;
+  }
+  return Date.now() - mtimeMs > staleMs ? raw : undefined;
+}
+
+/**
+ * Removes the lock at `path` only if it still holds `expected`: it is renamed aside first (atomic, so
+ * no one else can take or break it meanwhile), then checked; a lock that changed in between (a new
+ * owner took it) is put back.
+ */
+async function removeIf(path: string, expected: (raw: string) => boolean): Promise<void> {
+  const aside = `${path}.${process.pid}-${randomBytes(4).toString('hex')}.removing`;
+  try {
+    await rename(path, aside);
+  } catch {
+    return; // Gone already.
+  }
+  let raw: string;
+  try {
+    raw = await readFile(aside, 'utf8');
+  } catch {
+    raw = '';
+  }
+  if (!expected(raw)) {
+    // Not the lock we meant: restore it unless someone has created a new one meanwhile.
+    await link(aside, path).catch(() => {});
+  }
+  await unlink(aside).catch(() => {});
 }
 
 const sleep = (ms: number, signal?: AbortSignal) =>
@@ -93,19 +146,21 @@ export async function acquireFileLock(path: string, options: FileLockOptions = {
   for (;;) {
     options.signal?.throwIfAborted();
     if (options.isDone?.()) return undefined;
+    const token = randomBytes(12).toString('hex');
     try {
       const fh = await open(path, 'wx');
       try {
-        await fh.writeFile(JSON.stringify({ pid: process.pid, host: hostname(), since: new Date().toISOString() }));
+        await fh.writeFile(JSON.stringify({ pid: process.pid, host: hostname(), token, since: new Date().toISOString() }));
       } finally {
         await fh.close();
       }
-      return holdLock(path, heartbeatMs);
+      return holdLock(path, token, heartbeatMs);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     }
-    if (isStale(path, staleMs)) {
-      await unlink(path).catch(() => {});
+    const stale = staleContent(path, staleMs);
+    if (stale !== undefined) {
+      await removeIf(path, (raw) => raw === stale);
       continue;
     }
     if (!waited) {
@@ -116,8 +171,13 @@ export async function acquireFileLock(path: string, options: FileLockOptions = {
   }
 }
 
-function holdLock(path: string, heartbeatMs: number): HeldLock {
+const isOwnedBy = (token: string) => (raw: string) => parseOwner(raw).token === token;
+
+function holdLock(path: string, token: string, heartbeatMs: number): HeldLock {
+  const owned = isOwnedBy(token);
   const timer = setInterval(() => {
+    // Touch only our own lock (a lock broken and retaken by another process is not ours to refresh).
+    if (!owned(readRaw(path) ?? '')) return;
     const now = new Date();
     utimes(path, now, now).catch(() => {});
   }, heartbeatMs);
@@ -128,7 +188,8 @@ function holdLock(path: string, heartbeatMs: number): HeldLock {
       if (released) return;
       released = true;
       clearInterval(timer);
-      await unlink(path).catch(() => {});
+      // Only our own lock: another process's (after ours was broken) stays.
+      if (owned(readRaw(path) ?? '')) await removeIf(path, owned);
     },
   };
 }

@@ -21,6 +21,9 @@ import { repoFolderName } from './repo-id.js';
 /** A commit hash as the hub writes it. */
 export const COMMIT_HASH = /^[0-9a-f]{40}$/;
 
+/** A blob's name: the etag the hub sends, a git blob sha1 (40 hex) or an LFS sha256 (64 hex). */
+export const BLOB_ETAG = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
+
 /** What the cache knows about one file of one commit. */
 export type CachedFileStatus = 'present' | 'absent' | 'unknown';
 
@@ -30,12 +33,20 @@ export function uniqueSuffix(): string {
 }
 
 /** Checks a repo-relative path before it becomes a path on disk (no absolute paths, no `..`). */
-export function checkRepoPath(path: string, what: string): string {
-  const parts = path.split('/');
-  if (path.length === 0 || path.startsWith('/') || /[\\\0]/.test(path) || /^[A-Za-z]:/.test(path) || parts.some((p) => p === '' || p === '.' || p === '..')) {
-    throw new BgeM3Error('CORRUPT_FILE', `${what} names the file ${JSON.stringify(path)}, which is not a plain relative path inside the repository; refusing to use it.`);
+export function checkRepoPath(path: string, what: string, code: 'CORRUPT_FILE' | 'INVALID_ARGUMENT' = 'CORRUPT_FILE'): string {
+  const parts = typeof path === 'string' ? path.split('/') : [];
+  if (typeof path !== 'string' || path.length === 0 || path.startsWith('/') || /[\\\0]/.test(path) || /^[A-Za-z]:/.test(path) || parts.some((p) => p === '' || p === '.' || p === '..')) {
+    throw new BgeM3Error(code, `${what} names the file ${JSON.stringify(path)}, which is not a plain relative path inside the repository; refusing to use it.`);
   }
   return path;
+}
+
+/** A single path segment that is safe as a file name in the cache (no separators, not `.`/`..`). */
+function checkName(name: string, what: string): string {
+  if (typeof name !== 'string' || name === '' || name === '.' || name === '..' || /[/\\\0]/.test(name) || /^[A-Za-z]:/.test(name)) {
+    throw new BgeM3Error('CORRUPT_FILE', `${what} ${JSON.stringify(String(name).slice(0, 100))} is not a plain file name; refusing to use it as a path in the hub cache.`);
+  }
+  return name;
 }
 
 /** Replaces `target` with a file written under a temporary name first, so readers never see half of it. */
@@ -59,20 +70,25 @@ export class RepoCache {
   }
 
   blobPath(etag: string): string {
-    return join(this.root, 'blobs', etag);
+    return join(this.root, 'blobs', checkName(etag, 'The blob etag'));
   }
 
   snapshotDir(commit: string): string {
-    return join(this.root, 'snapshots', commit);
+    return join(this.root, 'snapshots', checkName(commit, 'The commit'));
   }
 
   snapshotPath(commit: string, path: string): string {
-    return join(this.snapshotDir(commit), ...path.split('/'));
+    return join(this.snapshotDir(commit), ...checkRepoPath(path, 'The hub cache lookup').split('/'));
   }
 
   lockPath(etag: string): string {
     // Python's filelock keeps `<etag>.lock` files forever; a name of our own never collides with them.
-    return join(this.cacheDir, '.locks', repoFolderName(this.repo), `${etag}.bge-m3-rag.lock`);
+    return join(this.cacheDir, '.locks', repoFolderName(this.repo), `${checkName(etag, 'The blob etag')}.bge-m3-rag.lock`);
+  }
+
+  /** `.no_exist/<commit>/<path>`, huggingface_hub's marker of a file known to be absent. */
+  private absentMarker(commit: string, path: string): string {
+    return join(this.root, '.no_exist', checkName(commit, 'The commit'), ...checkRepoPath(path, 'The hub cache lookup').split('/'));
   }
 
   /** The commit `revision` resolves to in this cache: itself for a commit hash, else `refs/<revision>`. */
@@ -96,13 +112,13 @@ export class RepoCache {
   /** `present` if the snapshot has the file (a dangling link is not), `absent` if marked so, else `unknown`. */
   status(commit: string, path: string): CachedFileStatus {
     if (existsSync(this.snapshotPath(commit, path))) return 'present';
-    if (existsSync(join(this.root, '.no_exist', commit, ...path.split('/')))) return 'absent';
+    if (existsSync(this.absentMarker(commit, path))) return 'absent';
     return 'unknown';
   }
 
   /** Writes huggingface_hub's `.no_exist` marker: the file is known not to exist at this commit. */
   async markAbsent(commit: string, path: string): Promise<void> {
-    const marker = join(this.root, '.no_exist', commit, ...path.split('/'));
+    const marker = this.absentMarker(commit, path);
     if (existsSync(marker)) return;
     await mkdir(dirname(marker), { recursive: true });
     await writeFile(marker, '');

@@ -13,7 +13,7 @@
  */
 import { BgeM3Error } from '../../errors.js';
 import type { HubSettings } from './hub-settings.js';
-import { COMMIT_HASH } from './hub-cache.js';
+import { BLOB_ETAG, COMMIT_HASH } from './hub-cache.js';
 
 /** What the hub says about one revision of a repo. */
 export interface RepoListing {
@@ -32,6 +32,22 @@ export interface FileMetadata {
   commit: string | undefined;
   /** Where to GET the bytes (the CDN for LFS files). */
   location: string;
+}
+
+/**
+ * An HTTP error answer from the hub. `kind` tells the answers that are final whatever the cache
+ * holds (the revision or file does not exist) from those a cached snapshot may stand in for (5xx,
+ * 401/403, a repo that cannot be seen), as huggingface_hub falls back on them.
+ */
+export class HubHttpError extends BgeM3Error {
+  constructor(
+    code: 'DOWNLOAD_FAILED' | 'MISSING_FILE',
+    message: string,
+    readonly status: number,
+    readonly kind: 'revision-not-found' | 'entry-not-found' | 'other',
+  ) {
+    super(code, message);
+  }
 }
 
 /** A failure to reach the hub at all (DNS, refused, reset, timeout): the cache may still serve. */
@@ -132,6 +148,15 @@ export class HubClient {
     if (!etag) {
       throw new BgeM3Error('DOWNLOAD_FAILED', `The hub sent no ETag for ${repo}/${path} (${url}), so the file cannot be verified or cached. Is hubUrl a Hugging Face hub?`);
     }
+    // The etag names the blob on disk: only a git sha1 or a sha256 (what the hub sends) is accepted,
+    // never something a server could use to write outside the cache.
+    if (!BLOB_ETAG.test(etag)) {
+      throw new BgeM3Error(
+        'DOWNLOAD_FAILED',
+        `The hub sent the ETag ${JSON.stringify(etag.slice(0, 100))} for ${repo}/${path} (${url}), which is neither a git sha1 (40 hex) nor a sha256 (64 hex), ` +
+          'so the file cannot be verified or cached; refusing it. Check that hubUrl / HF_ENDPOINT points at a Hugging Face hub (or a faithful mirror).',
+      );
+    }
     const sizeHeader = res.headers.get('x-linked-size') ?? (isRedirect(res.status) ? null : res.headers.get('content-length'));
     const size = sizeHeader !== null && /^\d+$/.test(sizeHeader) ? Number(sizeHeader) : undefined;
     const location = isRedirect(res.status) && res.headers.get('location') ? new URL(res.headers.get('location')!, url).toString() : url;
@@ -147,7 +172,7 @@ function isRedirect(status: number): boolean {
 export async function hubError(
   res: Response,
   ctx: { repo: string; revision: string; url: string; path?: string; token: boolean },
-): Promise<BgeM3Error> {
+): Promise<HubHttpError> {
   const code = res.headers.get('x-error-code') ?? '';
   const serverMessage = res.headers.get('x-error-message') ?? (await res.text().catch(() => '')).slice(0, 200);
   const said = serverMessage ? ` The hub said: "${serverMessage.trim()}".` : '';
@@ -157,25 +182,39 @@ export async function hubError(
     const auth = ctx.token
       ? 'If it is private or gated, check that your token (token option / HF_TOKEN) has access.'
       : 'If it is private or gated, pass a token (token option or HF_TOKEN).';
-    return new BgeM3Error('DOWNLOAD_FAILED', `Repository "${repo}" was not found on ${new URL(ctx.url).origin} (${status}). Check the repo id. ${auth}${said}`);
+    return new HubHttpError('DOWNLOAD_FAILED', `Repository "${repo}" was not found on ${new URL(ctx.url).origin} (${status}). Check the repo id. ${auth}${said}`, res.status, 'other');
   }
   if (code === 'GatedRepo' || res.status === 403) {
-    return new BgeM3Error(
+    return new HubHttpError(
       'DOWNLOAD_FAILED',
       `Access to "${repo}" is restricted (${status}): accept its terms on the model page while logged in, then pass a token of that account (token option or HF_TOKEN).${said}`,
+      res.status,
+      'other',
     );
   }
   if (code === 'RevisionNotFound') {
-    return new BgeM3Error('DOWNLOAD_FAILED', `Revision "${revision}" of "${repo}" was not found (${status}). Check the revision option (a branch, tag or commit).${said}`);
+    return new HubHttpError(
+      'DOWNLOAD_FAILED',
+      `Revision "${revision}" of "${repo}" was not found (${status}). Check the revision option (a branch, tag or commit).${said}`,
+      res.status,
+      'revision-not-found',
+    );
   }
   if (code === 'EntryNotFound' || (res.status === 404 && path)) {
-    return new BgeM3Error('MISSING_FILE', `"${repo}" has no file "${path}" at revision "${revision}" (${status}).${said}`);
+    return new HubHttpError('MISSING_FILE', `"${repo}" has no file "${path}" at revision "${revision}" (${status}).${said}`, res.status, 'entry-not-found');
   }
   if (res.status === 401) {
-    return new BgeM3Error('DOWNLOAD_FAILED', `The hub refused the request for "${repo}" (${status}): the token is missing or invalid. Pass a valid token (token option or HF_TOKEN).${said}`);
+    return new HubHttpError(
+      'DOWNLOAD_FAILED',
+      `The hub refused the request for "${repo}" (${status}): the token is missing or invalid. Pass a valid token (token option or HF_TOKEN).${said}`,
+      res.status,
+      'other',
+    );
   }
-  return new BgeM3Error(
+  return new HubHttpError(
     'DOWNLOAD_FAILED',
     `The hub answered ${status} for ${ctx.url}${res.status === 429 || res.status >= 500 ? '; it may be busy, try again later' : ''}.${said}`,
+    res.status,
+    'other',
   );
 }

@@ -9,8 +9,8 @@ import { BgeM3Error } from '../../errors.js';
 import { checkDtype, graphCandidates, type BgeM3Dtype } from '../model-files.js';
 import { findHeadFile, headFileNames, type HeadName } from '../weights/linear-head.js';
 import { downloadBlob, type DownloadOptions } from './downloader.js';
-import { HubClient, HubUnreachableError, type RepoListing } from './hub-client.js';
-import { RepoCache, type CachedFileStatus } from './hub-cache.js';
+import { HubClient, HubHttpError, HubUnreachableError, type RepoListing } from './hub-client.js';
+import { checkRepoPath, RepoCache, type CachedFileStatus } from './hub-cache.js';
 import { DEFAULT_REVISION, resolveHubSettings, type HubOptions, type HubSettings } from './hub-settings.js';
 import { planHeadFiles, planModelFiles, type LayoutPlan, type RepoView } from './layout-plan.js';
 import { terminalProgress, type DownloadProgressCallback } from './progress.js';
@@ -50,6 +50,13 @@ export interface ResolvedModelSource {
   commit?: string;
   /** Files downloaded by this call (empty when everything came from the cache). */
   downloaded: DownloadedFile[];
+  /**
+   * Heads the graph needs (it returns hidden states) that neither the model nor a `heads` source
+   * supplied: the model loads dense-only.
+   */
+  missingHeads: HeadName[];
+  /** Why a cached snapshot was used although the hub was asked (it failed; the message says how). */
+  fallbackReason?: string;
 }
 
 interface Context {
@@ -62,6 +69,8 @@ interface Context {
   refresh: boolean;
   download: ResolveSourceOptions['download'];
   downloaded: DownloadedFile[];
+  /** Set when a cached snapshot stood in for a failed hub request. */
+  fallbackReason?: string;
 }
 
 /** A local directory: what exists is present. */
@@ -144,6 +153,15 @@ class HubView implements RepoView {
 const isComplete = (plan: LayoutPlan) => plan.missing.length === 0 && plan.unknown.length === 0;
 
 /**
+ * Whether a cached snapshot may stand in after this hub failure, as in huggingface_hub: an
+ * unreachable hub or any HTTP error (5xx, 401/403, a repo it will not show) except the answers that
+ * say the revision or file does not exist.
+ */
+function cacheMayServe(e: unknown): e is HubUnreachableError | HubHttpError {
+  return e instanceof HubUnreachableError || (e instanceof HubHttpError && e.kind === 'other');
+}
+
+/**
  * Resolves a repo to its snapshot folder: from the cache alone when it knows every file the plan
  * needs, else from the hub (unless offline). If the hub cannot be reached but the cache has every
  * required file, the cache is used.
@@ -169,17 +187,23 @@ async function resolveRepo(
   }
   const client = new HubClient(settings);
   let listing: RepoListing;
+  let plan: LayoutPlan;
   try {
     listing = await client.listRepo(repo, settings.revision);
+    const view = new HubView(client, cache, listing, ctx);
+    plan = await planner(view);
+    await view.markAbsences();
   } catch (e) {
-    if (e instanceof HubUnreachableError && usable) return usable;
+    if (usable && cacheMayServe(e)) {
+      ctx.fallbackReason = `${repo}: ${e.message} Using the cached snapshot ${usable.commit.slice(0, 12)} instead.`;
+      return usable;
+    }
     throw e;
   }
-  await cache.writeRef(settings.revision, listing.commit);
-  const view = new HubView(client, cache, listing, ctx);
-  const plan = await planner(view);
-  await view.markAbsences();
   if (plan.missing.length > 0) throw missingOnHub(repo, settings.revision, listing, plan, what);
+  // Only now that every file of the commit is in the cache may the revision point at it: a ref
+  // written earlier would hide a complete older snapshot behind an interrupted download.
+  await cache.writeRef(settings.revision, listing.commit);
   return { dir: cache.snapshotDir(listing.commit), plan, commit: listing.commit };
 }
 
@@ -245,6 +269,14 @@ async function resolveHeads(heads: string, needed: HeadName[], ctx: Context): Pr
 export async function resolveModelSource(source = 'BAAI/bge-m3', options: ResolveSourceOptions = {}): Promise<ResolvedModelSource> {
   const dtype = checkDtype(options.dtype);
   const candidates = graphCandidates({ modelFile: options.modelFile, dtype });
+  if (options.modelFile !== undefined && classifySourceQuiet(source) === 'repo') {
+    // A repo's graph path becomes a path in the hub cache (snapshots/, .no_exist/): it must stay inside.
+    try {
+      checkRepoPath(candidates[0]!, 'The modelFile option', 'INVALID_ARGUMENT');
+    } catch (e) {
+      throw new BgeM3Error('INVALID_ARGUMENT', `${(e as Error).message} Pass the graph's path inside the repo, e.g. "onnx/model.onnx".`);
+    }
+  }
   if (options.heads !== undefined && (typeof options.heads !== 'string' || options.heads.length === 0)) {
     throw new BgeM3Error('INVALID_ARGUMENT', `heads must be a hub repo id (e.g. "BAAI/bge-m3") or a directory; got ${JSON.stringify(options.heads)}.`);
   }
@@ -266,17 +298,28 @@ export async function resolveModelSource(source = 'BAAI/bge-m3', options: Resolv
     downloaded,
   });
   if (src.kind === 'directory') {
-    if (!options.heads) return { dir: src.dir, headDirs: [], downloaded };
+    if (!options.heads) return { dir: src.dir, headDirs: [], downloaded, missingHeads: [] };
     const plan = await planModelFiles(new DirectoryView(src.dir), candidates);
     // A directory that lacks the graph or tokenizer is reported by the loader, with its own message.
     if (plan.missing.length > 0 || !plan.needsHeads || plan.missingHeads.length === 0) {
-      return { dir: src.dir, modelFile: plan.graph, headDirs: [], downloaded };
+      return { dir: src.dir, modelFile: plan.graph, headDirs: [], downloaded, missingHeads: [] };
     }
     const headsDir = await resolveHeads(options.heads, plan.missingHeads, ctx());
-    return { dir: src.dir, modelFile: plan.graph, headDirs: [headsDir], downloaded };
+    return { dir: src.dir, modelFile: plan.graph, headDirs: [headsDir], downloaded, missingHeads: [], fallbackReason: context?.fallbackReason };
   }
   const c = ctx();
   const r = await resolveRepo(src.repo, c, c.settings, (view) => planModelFiles(view, candidates), 'the model');
-  const headDirs = options.heads && r.plan.needsHeads && r.plan.missingHeads.length > 0 ? [await resolveHeads(options.heads, r.plan.missingHeads, c)] : [];
-  return { dir: r.dir, modelFile: r.plan.graph, headDirs, repo: src.repo, commit: r.commit, downloaded };
+  const wantsHeads = r.plan.needsHeads && r.plan.missingHeads.length > 0;
+  const headDirs = options.heads && wantsHeads ? [await resolveHeads(options.heads, r.plan.missingHeads, c)] : [];
+  const missingHeads = wantsHeads && !options.heads ? [...r.plan.missingHeads] : [];
+  return { dir: r.dir, modelFile: r.plan.graph, headDirs, repo: src.repo, commit: r.commit, downloaded, missingHeads, fallbackReason: c.fallbackReason };
+}
+
+/** `'repo'` if `source` will be resolved as a hub repo (errors are left to `classifySource` later). */
+function classifySourceQuiet(source: string): 'repo' | 'directory' | undefined {
+  try {
+    return classifySource(source).kind;
+  } catch {
+    return undefined;
+  }
 }
