@@ -106,7 +106,11 @@ describe('report arithmetic', () => {
 describe('peak RSS per workload', () => {
   it('can be reset to the current RSS (Linux clear_refs), then follows new allocations', () => {
     if (!resetPeakRss()) return; // not Linux: peaks are cumulative, documented as an upper bound
-    expect(Math.abs(peakRssMB() - currentRssMB())).toBeLessThan(20);
+    // Right after the reset the peak is the current RSS; in a shared test process the garbage collector
+    // or other files' leftover threads may release memory in between, so allow some slack downwards.
+    const gap = peakRssMB() - currentRssMB();
+    expect(gap).toBeGreaterThan(-20);
+    expect(gap).toBeLessThan(100);
     const before = peakRssMB();
     const big = new Uint8Array(200e6).fill(1);
     expect(peakRssMB() - before).toBeGreaterThan(150);
