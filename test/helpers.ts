@@ -1,8 +1,14 @@
-import { readFileSync } from 'node:fs';
+import { cpSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 /** The conformance fixture: a tiny BGE-M3 with the real file layouts (see its README). */
 export const TINY_DIR = fileURLToPath(new URL('./fixtures/bge-m3-tiny', import.meta.url));
+/** A writable copy of the fixture's encoder layout (without m3/ and expected.json) at `dest`, to break or edit. */
+export function copyFixture(dest: string): string {
+  cpSync(TINY_DIR, dest, { recursive: true, filter: (src) => !src.includes('/m3') && !src.endsWith('expected.json') });
+  return dest;
+}
+
 /** The same model with the heads inside the graph (aapot/gpahal layout). */
 export const TINY_M3_DIR = fileURLToPath(new URL('./fixtures/bge-m3-tiny/m3', import.meta.url));
 

@@ -2,7 +2,7 @@
  * Loading: layout detection, missing and corrupt files, and the `.pt` reader's refusal to run
  * anything but a plain state_dict. Each failure must be a BgeM3Error naming the file at fault.
  */
-import { cpSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -11,16 +11,14 @@ import { BgeM3Model } from '../../src/index.js';
 import { DataType, encodeModel, node, valueInfo } from '../../src/model/onnx-graph.js';
 import { readTorchStateDict } from '../../src/model/weights/torch-state-dict.js';
 import { readSafetensors } from '../../src/model/weights/safetensors.js';
-import { TINY_DIR } from '../helpers.js';
+import { copyFixture, TINY_DIR } from '../helpers.js';
 
 const tmpRoot = mkdtempSync(join(tmpdir(), 'bge-m3-loading-'));
 afterAll(() => rmSync(tmpRoot, { recursive: true, force: true }));
 
 /** A writable copy of the fixture (without the m3/ layout) to break in one way. */
 function fixtureCopy(name: string): string {
-  const dir = join(tmpRoot, name);
-  cpSync(TINY_DIR, dir, { recursive: true, filter: (src) => !src.includes('/m3') && !src.endsWith('expected.json') });
-  return dir;
+  return copyFixture(join(tmpRoot, name));
 }
 
 /** Rewrites one zip entry of a torch .pt in place (same length) and fixes its CRC-32 in both headers. */

@@ -4,12 +4,12 @@
  * with a shorter position table; an undisposed model does not keep the process alive.
  */
 import { execFileSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BgeM3Model } from '../../src/index.js';
-import { loadExpected, maxAbsDiff, TINY_DIR } from '../helpers.js';
+import { copyFixture, loadExpected, maxAbsDiff, TINY_DIR } from '../helpers.js';
 
 const tmpRoot = mkdtempSync(join(tmpdir(), 'bge-m3-worker-'));
 afterAll(() => rmSync(tmpRoot, { recursive: true, force: true }));
@@ -79,8 +79,7 @@ describe('inference worker', () => {
   });
 
   it('defaults lengths to the model position table when it is shorter than 8192', async () => {
-    const dir = join(tmpRoot, 'short-positions');
-    cpSync(TINY_DIR, dir, { recursive: true, filter: (src) => !src.includes('/m3') && !src.endsWith('expected.json') });
+    const dir = copyFixture(join(tmpRoot, 'short-positions'));
     for (const config of [join(dir, 'config.json'), join(dir, 'onnx', 'config.json')]) {
       const json = JSON.parse(readFileSync(config, 'utf8'));
       writeFileSync(config, JSON.stringify({ ...json, max_position_embeddings: 514 }));
