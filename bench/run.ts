@@ -128,9 +128,9 @@ const workloadDir = join(cacheDir, 'workloads');
 mkdirSync(workloadDir, { recursive: true });
 const workloads = new Map<WorkloadName, Workload & { file: string }>();
 for (const name of workloadNames) {
-  const w = buildWorkload(name, tokenizer, sizes, seed);
+  const w = await buildWorkload(name, tokenizer, sizes, seed);
   const file = join(workloadDir, `${name}-${quick ? 'quick' : 'full'}-seed${seed}-v${shape.vocab}.json`);
-  writeWorkloadFile(file, { ...w, ids: w.texts.map((t) => tokenizer.encode(t, 8192)) });
+  writeWorkloadFile(file, { ...w, ids: await Promise.all(w.texts.map((t) => tokenizer.encode(t, 8192))) });
   workloads.set(name, { ...w, file });
   log(`workload ${name}: ${w.description}; ${w.tokens} tokens in ${w.texts.length} texts`);
 }

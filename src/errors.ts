@@ -28,6 +28,8 @@ export type BgeM3ErrorCode =
   | 'DISPOSED'
   /** The inference worker thread stopped (crashed or was terminated); load the model again. */
   | 'WORKER_FAILED'
+  /** onnxruntime failed while running a batch (the message names the batch's shape). */
+  | 'INFERENCE_FAILED'
   /** A download or hub lookup failed. */
   | 'DOWNLOAD_FAILED'
   /** A saved index cannot be used (corrupt, wrong version, other model). */

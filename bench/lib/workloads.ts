@@ -122,34 +122,42 @@ class Picker {
  * The longest word-prefix of `source` with exactly `tokens` tokens (then padded with one-token
  * words if the prefix lands one or two short because a word spans several tokens).
  */
-export function textWithTokens(tokenizer: BgeM3Tokenizer, source: string, tokens: number): string {
-  const count = (s: string) => tokenizer.encode(s, 1 << 20).length;
+export async function textWithTokens(tokenizer: BgeM3Tokenizer, source: string, tokens: number): Promise<string> {
+  const count = async (s: string) => (await tokenizer.encode(s, 1 << 20)).length;
   const words = source.split(' ');
   // Binary search the number of words: token counts grow monotonically with words.
   let lo = 1;
   let hi = words.length;
-  if (count(source) < tokens) throw new Error(`source text has fewer than ${tokens} tokens`);
+  if ((await count(source)) < tokens) throw new Error(`source text has fewer than ${tokens} tokens`);
   while (lo < hi) {
     const mid = (lo + hi + 1) >> 1;
-    if (count(words.slice(0, mid).join(' ')) <= tokens) lo = mid;
+    if ((await count(words.slice(0, mid).join(' '))) <= tokens) lo = mid;
     else hi = mid - 1;
   }
   let text = words.slice(0, lo).join(' ');
-  for (let guard = 0; count(text) < tokens && guard < 64; guard++) {
-    const filler = ['a', 'o', 'e', 'i', 'y'].find((w) => count(`${text} ${w}`) === count(text) + 1);
+  for (let guard = 0; (await count(text)) < tokens && guard < 64; guard++) {
+    const current = await count(text);
+    let filler: string | undefined;
+    for (const w of ['a', 'o', 'e', 'i', 'y']) {
+      if ((await count(`${text} ${w}`)) === current + 1) {
+        filler = w;
+        break;
+      }
+    }
     if (!filler) break;
     text = `${text} ${filler}`;
   }
-  if (count(text) !== tokens) throw new Error(`could not build a text of exactly ${tokens} tokens (got ${count(text)})`);
+  const got = await count(text);
+  if (got !== tokens) throw new Error(`could not build a text of exactly ${tokens} tokens (got ${got})`);
   return text;
 }
 
-function finish(name: WorkloadName, description: string, texts: string[], tokenizer: BgeM3Tokenizer): Workload {
-  const lengths = texts.map((t) => tokenizer.encode(t, 8192).length);
+async function finish(name: WorkloadName, description: string, texts: string[], tokenizer: BgeM3Tokenizer): Promise<Workload> {
+  const lengths = await Promise.all(texts.map(async (t) => (await tokenizer.encode(t, 8192)).length));
   return { name, description, texts, lengths, tokens: lengths.reduce((a, b) => a + b, 0) };
 }
 
-export function buildWorkload(name: WorkloadName, tokenizer: BgeM3Tokenizer, sizes: WorkloadSizes, seed: number): Workload {
+export async function buildWorkload(name: WorkloadName, tokenizer: BgeM3Tokenizer, sizes: WorkloadSizes, seed: number): Promise<Workload> {
   const pool = sentencePool();
   const pick = new Picker(seed, name, pool);
   switch (name) {
@@ -168,12 +176,13 @@ export function buildWorkload(name: WorkloadName, tokenizer: BgeM3Tokenizer, siz
       );
     }
     case 'uniform128': {
-      const texts = Array.from({ length: sizes.uniform128.passages }, () => textWithTokens(tokenizer, pick.text(1200), 128));
+      const texts: string[] = [];
+      for (let i = 0; i < sizes.uniform128.passages; i++) texts.push(await textWithTokens(tokenizer, pick.text(1200), 128));
       return finish('uniform128', `${texts.length} passages of exactly 128 tokens`, texts, tokenizer);
     }
     case 'long8192': {
       const n = sizes.long8192.tokens;
-      const text = textWithTokens(tokenizer, pick.text(n * 4), n);
+      const text = await textWithTokens(tokenizer, pick.text(n * 4), n);
       return finish('long8192', `one document of exactly ${n} tokens`, [text], tokenizer);
     }
   }

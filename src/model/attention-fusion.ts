@@ -30,7 +30,7 @@ type IModelProto = onnxProto.onnx.IModelProto;
 const MS_DOMAIN = 'com.microsoft';
 
 export interface AttentionFusionResult {
-  /** The rewritten ModelProto bytes (external-data references unchanged). */
+  /** The rewritten ModelProto bytes (external-data references as `edit` left them). */
   model: Uint8Array;
   /** Attention subgraphs replaced. */
   fused: number;
@@ -359,11 +359,19 @@ function pruneDead(graph: onnxProto.onnx.IGraphProto): void {
   }
 }
 
+export interface AttentionFusionOptions {
+  /** The graph input holding the 0/1 padding mask. Default `'attention_mask'`. */
+  maskInput?: string;
+  /** Further edits to the decoded model before it is re-encoded (e.g. external-data locations). */
+  edit?: (model: IModelProto) => void;
+}
+
 /**
  * Returns the model with its attention subgraphs fused, or undefined when none matched (or the
  * graph has no `attention_mask` input). Pure: decodes, rewrites and re-encodes the bytes.
  */
-export function fuseAttention(modelBytes: Uint8Array, maskInput = 'attention_mask'): AttentionFusionResult | undefined {
+export function fuseAttention(modelBytes: Uint8Array, options: AttentionFusionOptions = {}): AttentionFusionResult | undefined {
+  const maskInput = options.maskInput ?? 'attention_mask';
   const model: IModelProto = onnx.ModelProto.decode(modelBytes);
   const graph = model.graph;
   if (!graph?.node || !(graph.input ?? []).some((i) => i.name === maskInput)) return undefined;
@@ -420,5 +428,6 @@ export function fuseAttention(modelBytes: Uint8Array, maskInput = 'attention_mas
   // The per-layer mask chains (Unsqueeze/Cast/Sub/Mul) now feed nothing.
   pruneDead(graph);
   if (!model.opsetImport?.some((o) => o.domain === MS_DOMAIN)) model.opsetImport = [...(model.opsetImport ?? []), { domain: MS_DOMAIN, version: 1 }];
+  options.edit?.(model);
   return { model: onnx.ModelProto.encode(model).finish(), fused: matches.length };
 }

@@ -7,7 +7,7 @@
 import type * as ort from 'onnxruntime-node';
 import { BgeM3Error } from '../errors.js';
 import { normalizeInPlace, type LexicalWeights } from '../scores.js';
-import { EncoderSession, padBatch, type EncoderBatch, type GraphLayout } from './encoder.js';
+import { EncoderSession, padBatch, type AttentionStatus, type EncoderBatch, type GraphLayout } from './encoder.js';
 import { HeadsRunner } from './heads.js';
 import type { SpecialTokenIds } from './tokenizer.js';
 import { findHeadFile, headFileNames, readLinearHead, type HeadName } from './weights/linear-head.js';
@@ -46,6 +46,8 @@ export interface RunnerInfo {
   dim: number;
   /** For each head file that is absent: a message naming the files looked for and where. */
   missingHeads: Partial<Record<HeadName, string>>;
+  /** Whether the encoder's attention is fused (and why not). */
+  attention: AttentionStatus;
 }
 
 export class BatchRunner {
@@ -91,7 +93,7 @@ export class BatchRunner {
           `Cannot tell the hidden size of ${spec.graph}: the graph does not declare it and there is no config.json with hidden_size beside it.`,
         );
       }
-      return new BatchRunner(encoder, heads, { layout, graph: spec.graph, dim, missingHeads }, spec.special);
+      return new BatchRunner(encoder, heads, { layout, graph: spec.graph, dim, missingHeads, attention: encoder.attention }, spec.special);
     } catch (e) {
       await encoder.release();
       throw e;
@@ -101,9 +103,37 @@ export class BatchRunner {
   /** Encodes one batch of token-id sequences (each with `<s>` … `</s>`). */
   async run(sequences: number[][], want: BatchWants): Promise<BatchOutputs> {
     const batch = padBatch(sequences, this.special.pad);
-    return this.info.layout.kind === 'encoder'
-      ? this.runEncoderLayout(batch, sequences, want)
-      : this.runHeadsLayout(batch, sequences, want);
+    try {
+      return await (this.info.layout.kind === 'encoder'
+        ? this.runEncoderLayout(batch, sequences, want)
+        : this.runHeadsLayout(batch, sequences, want));
+    } catch (cause) {
+      if (cause instanceof BgeM3Error) throw cause;
+      throw new BgeM3Error(
+        'INFERENCE_FAILED',
+        `onnxruntime failed on a batch of ${batch.batch} text(s) × ${batch.seqLen} tokens with ${this.info.graph}: ${(cause as Error).message}. ` +
+          'If the model files are intact, try a smaller maxBatchTokens or maxLength.',
+        { cause },
+      );
+    }
+  }
+
+  /** The output `name` of a run, checked to have the shape `expected` (`undefined` entries: any size). */
+  private output(
+    res: Record<string, { data: Float32Array; dims: readonly number[] }>,
+    name: string,
+    expected: (number | undefined)[],
+  ): { data: Float32Array; dims: readonly number[] } {
+    const out = res[name];
+    const ok = out && out.dims.length === expected.length && expected.every((d, i) => d === undefined || out.dims[i] === d);
+    if (!ok || out.data.length !== out.dims.reduce((a, b) => a * b, 1)) {
+      throw new BgeM3Error(
+        'UNKNOWN_LAYOUT',
+        `${this.info.graph}: output ${name} has shape ${out ? JSON.stringify(out.dims) : 'none'}; expected ` +
+          `[${expected.map((d) => d ?? '?').join(', ')}]. The graph is not a BGE-M3 export this package can read.`,
+      );
+    }
+    return out;
   }
 
   async release(): Promise<void> {
@@ -117,9 +147,9 @@ export class BatchRunner {
   /** Encoder-only graph: CLS pooling here, sparse/ColBERT through the heads session on packed rows. */
   private async runEncoderLayout(batch: EncoderBatch, sequences: number[][], want: BatchWants): Promise<BatchOutputs> {
     const layout = this.info.layout as { kind: 'encoder'; hidden: string };
-    const { data: hidden } = (await this.encoder.run(batch, [layout.hidden]))[layout.hidden]!;
     const H = this.info.dim;
     const T = batch.seqLen;
+    const { data: hidden } = this.output(await this.encoder.run(batch, [layout.hidden]), layout.hidden, [batch.batch, T, H]);
     const out: BatchOutputs = {};
     if (want.dense) {
       out.dense = sequences.map((_, b) => normalizeInPlace(hidden.slice(b * T * H, b * T * H + H)));
@@ -166,20 +196,22 @@ export class BatchRunner {
     const res = await this.encoder.run(batch, fetches);
     const T = batch.seqLen;
     const out: BatchOutputs = {};
+    const B = batch.batch;
     if (want.dense) {
-      const { data } = res[layout.dense!]!;
       const H = this.info.dim;
+      const { data } = this.output(res, layout.dense!, [B, H]);
       out.dense = sequences.map((_, b) => data.slice(b * H, b * H + H));
     }
     if (want.sparse) {
-      const { data } = res[layout.sparse!]!;
+      const sparse = res[layout.sparse!];
+      const { data } = this.output(res, layout.sparse!, sparse?.dims.length === 2 ? [B, T] : [B, T, 1]);
       out.sparse = sequences.map((s, b) => this.lexicalWeights(s, 0, (t) => data[b * T + t]!));
     }
     if (want.colbert) {
-      const { data, dims } = res[layout.colbert!]!;
+      // Known exports return positions 1.. (`seq - 1` rows); one that keeps all `seq` rows has <s> first.
+      const { data, dims } = this.output(res, layout.colbert!, [B, res[layout.colbert!]?.dims[1] === T ? T : T - 1, undefined]);
       const rowsPer = dims[1]!;
       const D = dims[2]!;
-      // Known exports return positions 1.. (`seq - 1` rows); one that keeps all `seq` rows has <s> first.
       const skip = rowsPer === T ? 1 : 0;
       out.colbert = sequences.map((s, b) => {
         const from = (b * rowsPer + skip) * D;

@@ -23,6 +23,7 @@ import { DEFAULT_BATCH_PLAN, planBatches } from './batching.js';
 import { openBackend, type InferenceBackend } from './inference-backend.js';
 import { locateModelFiles, type BgeM3Dtype } from './model-files.js';
 import type { DownloadProgressCallback } from './sources/progress.js';
+import { readGraphInfo } from './sources/graph-info.js';
 import { resolveModelSource } from './sources/resolve-source.js';
 import { BgeM3Tokenizer } from './tokenizer.js';
 
@@ -109,7 +110,7 @@ export interface BgeM3EncodeOptions {
   maxBatchTokens?: number;
   /** Called after each batch with the number of texts encoded so far. */
   onProgress?: (progress: { done: number; total: number }) => void;
-  /** Aborts the encode between batches. */
+  /** Aborts the encode: it rejects at once with the signal's reason; a batch already computing finishes in the background. */
   signal?: AbortSignal;
 }
 
@@ -137,22 +138,17 @@ export type BgeM3ScoreResult = { [K in keyof M3PairScore]: number[] };
 
 /** Pairs are scored in chunks of this many so memory stays bounded for long pair lists. */
 const SCORE_CHUNK_PAIRS = 1024;
-/** Texts tokenized between two yields to the event loop. */
-const TOKENIZE_CHUNK = 64;
+/** Texts tokenized at once on libuv's thread pool: 2 of its 4 threads, so file I/O still gets the others. */
+const TOKENIZE_LANES = 2;
 
 export class BgeM3Model {
   private disposed = false;
 
   private constructor(
-    /** The directory the model was loaded from. */
-    readonly dir: string,
-    /** Hidden size of the encoder and width of the dense vectors (1024 for BGE-M3). */
-    readonly dim: number,
+    private readonly modelInfo: BgeM3ModelInfo,
     /** The tokenizer (exposed for adapters that need token counts). */
     readonly tokenizer: BgeM3Tokenizer,
     private readonly backend: InferenceBackend,
-    /** Longest input the model accepts, in tokens (8192 for BGE-M3). */
-    readonly maxPositions: number,
     private readonly maxBatchTokens: number,
     private readonly concurrency: number,
   ) {}
@@ -193,27 +189,63 @@ export class BgeM3Model {
     };
     const tokenizer = await BgeM3Tokenizer.load(files.tokenizerJson, files.tokenizerConfig);
     const config = await readConfig([files.dir, dirname(files.graph)]);
+    // A graph this reader cannot walk is reported by onnxruntime below, with its own words.
+    const rows = await readGraphInfo(files.graph).then((g) => g.embeddingRows, () => ({}));
+    const maxPositions = checkModelShape(files.graph, rows, tokenizer, files.tokenizerJson, config);
+    const worker = options.worker ?? true;
     const backend = await openBackend(
       {
         graph: files.graph,
         headDirs: files.headDirs,
         sessionOptions,
-        configHiddenSize: typeof config.hidden_size === 'number' ? config.hidden_size : undefined,
-        fuseAttention: options.fuseAttention,
+        configHiddenSize: config.hidden_size,
+        fuseAttention: options.fuseAttention ?? process.env.BGE_M3_RAG_FUSE_ATTENTION !== '0',
         special: tokenizer.special,
       },
-      { worker: options.worker ?? true },
+      { worker },
     );
-    // The position table is the hard limit (tokens beyond it have no embedding); without a
-    // config.json, the tokenizer's model_max_length is the best guess.
-    const maxPositions =
-      typeof config.max_position_embeddings === 'number' ? config.max_position_embeddings - 2 : tokenizer.modelMaxLength;
-    return new BgeM3Model(files.dir, backend.info.dim, tokenizer, backend, maxPositions, maxBatchTokens, concurrency);
+    const { attention, layout, graph, dim } = backend.info;
+    if (attention.fusedLayers === 0 && attention.reason && !attention.reason.startsWith('turned off')) {
+      process.emitWarning(`bge-m3-rag: ${graph} runs with unfused attention (slower, far more memory for long texts): ${attention.reason}.`, {
+        code: 'BGE_M3_RAG_ATTENTION_NOT_FUSED',
+      });
+    }
+    const info: BgeM3ModelInfo = {
+      dir: files.dir,
+      graph,
+      layout: layout.kind,
+      dim,
+      vocabSize: tokenizer.vocabSize,
+      maxPositions,
+      attention: { fused: attention.fusedLayers > 0, layers: attention.fusedLayers, ...(attention.reason ? { reason: attention.reason } : {}) },
+      worker,
+    };
+    return new BgeM3Model(info, tokenizer, backend, maxBatchTokens, concurrency);
+  }
+
+  /** Where the model came from and how it runs: the graph, its layout, whether attention is fused (and why not). */
+  get info(): BgeM3ModelInfo {
+    return this.modelInfo;
+  }
+
+  /** The directory the model was loaded from. */
+  get dir(): string {
+    return this.modelInfo.dir;
+  }
+
+  /** Hidden size of the encoder and width of the dense vectors (1024 for BGE-M3). */
+  get dim(): number {
+    return this.modelInfo.dim;
+  }
+
+  /** Longest input the model accepts, in tokens (8192 for BGE-M3). */
+  get maxPositions(): number {
+    return this.modelInfo.maxPositions;
   }
 
   /** Which graph layout was detected: `'encoder'` (heads applied here) or `'heads'` (heads in the graph). */
   get layout(): 'encoder' | 'heads' {
-    return this.backend.info.layout.kind;
+    return this.modelInfo.layout;
   }
 
   /**
@@ -257,13 +289,13 @@ export class BgeM3Model {
     );
     const want = { dense: returnDense, sparse: returnSparse, colbert: returnColbert };
     const limit = pLimit(this.concurrency);
+    const stop = this.stopSignal(options.signal);
     let done = 0;
     try {
-      await Promise.all(
+      await untilAborted(Promise.all(
         batches.map((indices) =>
           limit(async () => {
-            options.signal?.throwIfAborted();
-            this.assertUsable();
+            stop.throwIfAborted();
             return this.track(this.backend.run(
               indices.map((i) => ids[i]!),
               want,
@@ -279,7 +311,7 @@ export class BgeM3Model {
             options.onProgress?.({ done, total: n });
           }),
         ),
-      );
+      ), stop);
     } catch (e) {
       limit.clearQueue();
       throw e;
@@ -359,11 +391,16 @@ export class BgeM3Model {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
+    // Encodes in progress stop now (tokenizing or waiting for a batch); a batch already computing finishes.
+    this.closing.abort(disposedError());
     await Promise.allSettled([...this.inflight]);
     await this.backend.close();
   }
 
   // --- internals -------------------------------------------------------------------------------
+
+  /** Aborted by `dispose`, so that encodes in progress stop promptly. */
+  private readonly closing = new AbortController();
 
   /** Batches sent to the backend and not yet answered; `dispose` waits for them. */
   private readonly inflight = new Set<Promise<unknown>>();
@@ -381,7 +418,7 @@ export class BgeM3Model {
   }
 
   private assertUsable(): void {
-    if (this.disposed) throw new BgeM3Error('DISPOSED', 'This BgeM3Model was disposed; load the model again to use it.');
+    if (this.disposed) throw disposedError();
   }
 
   private checkMaxLength(value: unknown, option: string): number {
@@ -415,18 +452,46 @@ export class BgeM3Model {
     }
   }
 
+  /**
+   * Tokenizes on libuv's thread pool (several texts at once), never on the event loop; stops as soon
+   * as `signal` aborts or the model is disposed.
+   */
   private async tokenizeAll(texts: string[], maxLength: number, signal?: AbortSignal): Promise<number[][]> {
+    const stop = this.stopSignal(signal);
     const ids = new Array<number[]>(texts.length);
-    for (let start = 0; start < texts.length; start += TOKENIZE_CHUNK) {
-      const end = Math.min(texts.length, start + TOKENIZE_CHUNK);
-      for (let i = start; i < end; i++) ids[i] = this.tokenizer.encode(texts[i]!, maxLength);
-      // Tokenizing a large corpus takes seconds: let timers and I/O run in between.
-      if (end < texts.length) await yieldToEventLoop();
-      signal?.throwIfAborted();
-    }
+    let next = 0;
+    const lane = async () => {
+      while (next < texts.length) {
+        stop.throwIfAborted();
+        const i = next++;
+        ids[i] = await this.tokenizer.encode(texts[i]!, maxLength);
+      }
+    };
+    await untilAborted(Promise.all(Array.from({ length: Math.min(TOKENIZE_LANES, texts.length) }, lane)), stop);
     return ids;
   }
 
+  /** Aborts when `signal` does or when the model is disposed (with a `DISPOSED` error). */
+  private stopSignal(signal: AbortSignal | undefined): AbortSignal {
+    return signal ? AbortSignal.any([signal, this.closing.signal]) : this.closing.signal;
+  }
+}
+
+/** `promise`, or a rejection with the abort reason as soon as `signal` aborts (the work itself runs on). */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    promise.catch(() => {});
+    return Promise.reject(signal.reason);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
+function disposedError(): BgeM3Error {
+  return new BgeM3Error('DISPOSED', 'This BgeM3Model was disposed; load the model again to use it.');
 }
 
 function uniqueIndex(texts: string[]): { texts: string[]; index: number[] } {
@@ -450,19 +515,92 @@ function checkTexts(texts: unknown): asserts texts is string[] {
   }
 }
 
-async function readConfig(dirs: string[]): Promise<{ hidden_size?: number; max_position_embeddings?: number }> {
+interface ModelConfig {
+  /** The config.json read, if any. */
+  path?: string;
+  hidden_size?: number;
+  max_position_embeddings?: number;
+}
+
+/** Reads the first config.json of `dirs`, checking the fields used here by type and range. */
+async function readConfig(dirs: string[]): Promise<ModelConfig> {
   for (const dir of dirs) {
     const path = join(dir, 'config.json');
     if (!existsSync(path)) continue;
+    let json: unknown;
     try {
-      return JSON.parse(await readFile(path, 'utf8'));
+      json = JSON.parse(await readFile(path, 'utf8'));
     } catch (cause) {
       throw new BgeM3Error('CORRUPT_FILE', `${path} is not valid JSON: ${(cause as Error).message}`, { cause });
     }
+    if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+      throw new BgeM3Error('CORRUPT_FILE', `${path} must hold a JSON object (a transformers model config); got ${describe(json)}.`);
+    }
+    const config: ModelConfig = { path };
+    for (const key of ['hidden_size', 'max_position_embeddings'] as const) {
+      const value = (json as Record<string, unknown>)[key];
+      if (value === undefined) continue;
+      if (!Number.isInteger(value) || (value as number) < 1 || (value as number) > 1 << 20) {
+        throw new BgeM3Error('CORRUPT_FILE', `${path}: ${key} must be a positive integer (1024 and 8194 for BGE-M3); got ${describe(value)}.`);
+      }
+      config[key] = value as number;
+    }
+    return config;
   }
   return {};
 }
 
-function yieldToEventLoop(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
+/**
+ * Checks the tokenizer and config.json against the graph's embedding tables (a token id or position
+ * past a table would fail every encode inside onnxruntime), and returns the longest input in
+ * tokens: the position table is the hard limit (XLM-RoBERTa's positions start at 2); without a
+ * config.json, the tokenizer's model_max_length is the best guess.
+ */
+function checkModelShape(
+  graph: string,
+  rows: { word?: number; position?: number },
+  tokenizer: BgeM3Tokenizer,
+  tokenizerJson: string,
+  config: ModelConfig,
+): number {
+  if (rows.word !== undefined && tokenizer.vocabSize > rows.word) {
+    throw new BgeM3Error(
+      'CORRUPT_FILE',
+      `${tokenizerJson} has ${tokenizer.vocabSize} tokens but the graph ${graph} embeds only ${rows.word}: the tokenizer belongs to another model. Use the tokenizer.json that came with the graph.`,
+    );
+  }
+  if (config.max_position_embeddings !== undefined && rows.position !== undefined && config.max_position_embeddings > rows.position) {
+    throw new BgeM3Error(
+      'UNKNOWN_LAYOUT',
+      `${config.path} claims max_position_embeddings ${config.max_position_embeddings} but the graph ${graph} has ${rows.position} positions: config.json belongs to another model. Use the config.json that came with the graph.`,
+    );
+  }
+  const limit = config.max_position_embeddings !== undefined ? config.max_position_embeddings - 2 : tokenizer.modelMaxLength;
+  return rows.position !== undefined ? Math.min(limit, rows.position - 2) : limit;
 }
+
+/** What {@link BgeM3Model.info} reports. */
+export interface BgeM3ModelInfo {
+  /** The directory the model was loaded from. */
+  dir: string;
+  /** The ONNX graph file in use. */
+  graph: string;
+  /** `'encoder'` (heads applied by this package) or `'heads'` (heads inside the graph). */
+  layout: 'encoder' | 'heads';
+  /** Hidden size (dense width). */
+  dim: number;
+  /** Tokens in the tokenizer's vocabulary, added tokens included. */
+  vocabSize: number;
+  /** Longest input in tokens, `<s>` and `</s>` included. */
+  maxPositions: number;
+  /**
+   * Whether the encoder's attention was rewritten into onnxruntime's fused MultiHeadAttention at
+   * load (`layers` of them), and, when not, why (`reason`; a warning says it at load too, unless
+   * fusion was turned off on purpose).
+   */
+  attention: { fused: boolean; layers: number; reason?: string };
+  /** Whether the onnxruntime sessions run in a worker thread. */
+  worker: boolean;
+}
+
+

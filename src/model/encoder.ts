@@ -8,6 +8,7 @@ import { dirname } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { BgeM3Error } from '../errors.js';
 import { fuseAttention } from './attention-fusion.js';
+import { relocateExternalData } from './external-data.js';
 
 /** How the graph's outputs map onto BGE-M3's outputs. */
 export type GraphLayout =
@@ -70,39 +71,48 @@ export function padBatch(sequences: readonly number[][], padId: number): Encoder
 export interface EncoderLoadOptions {
   /**
    * Rewrite the graph's eager attention into onnxruntime's MultiHeadAttention (flash attention for
-   * unpadded batches): see `attention-fusion.ts`. Default true; the environment variable
-   * `BGE_M3_RAG_FUSE_ATTENTION=0` also turns it off.
+   * unpadded batches): see `attention-fusion.ts`. Default true.
    */
   fuseAttention?: boolean;
 }
 
+/** Whether the encoder runs with fused attention, and why not when it does not. */
+export interface AttentionStatus {
+  /** Attention subgraphs running as onnxruntime's fused MultiHeadAttention (0: the graph runs as exported). */
+  fusedLayers: number;
+  /** Why the graph runs as exported, when `fusedLayers` is 0. */
+  reason?: string;
+}
+
 /**
  * Creates the session from the graph with its attention fused, when the graph has the eager
- * pattern; undefined when it does not (or onnxruntime rejects the rewrite), so the caller loads the
- * graph as exported.
+ * pattern; otherwise says why not, so the caller loads the graph as exported.
  */
 async function createFusedSession(
   graph: string,
   options: ort.InferenceSession.SessionOptions,
-): Promise<{ session: ort.InferenceSession; fusedLayers: number } | undefined> {
+): Promise<{ session: ort.InferenceSession; fusedLayers: number } | { reason: string }> {
   let fused: ReturnType<typeof fuseAttention>;
+  // Loaded from memory, the graph's external-data paths resolve against one folder: the one that
+  // holds the real files (in the hub cache, blobs/), see external-data.ts.
+  let folder = dirname(graph);
   try {
-    fused = fuseAttention(await readFile(graph));
-  } catch {
-    return undefined; // not decodable here: let onnxruntime report on the original file
+    fused = fuseAttention(await readFile(graph), { edit: (model) => (folder = relocateExternalData(model, graph)) });
+  } catch (e) {
+    // Not decodable here: onnxruntime reports on the original file.
+    return { reason: `the graph could not be rewritten (${(e as Error).message})` };
   }
-  if (!fused) return undefined;
-  // Loaded from memory, the graph's external-data paths resolve against this folder.
+  if (!fused) return { reason: 'the graph has no exported attention pattern (MatMul, Div, Add(mask), Softmax, MatMul) to fuse' };
   const extra = (options.extra ?? {}) as Record<string, unknown>;
   const session = (extra.session ?? {}) as Record<string, unknown>;
   const withFolder: ort.InferenceSession.SessionOptions = {
     ...options,
-    extra: { ...extra, session: { ...session, model_external_initializers_file_folder_path: dirname(graph) } },
+    extra: { ...extra, session: { ...session, model_external_initializers_file_folder_path: folder } },
   };
   try {
     return { session: await ort.InferenceSession.create(fused.model, withFolder), fusedLayers: fused.fused };
-  } catch {
-    return undefined;
+  } catch (e) {
+    return { reason: `onnxruntime refused the fused graph (${(e as Error).message})` };
   }
 }
 
@@ -111,16 +121,23 @@ export class EncoderSession {
     readonly session: ort.InferenceSession,
     readonly layout: GraphLayout,
     readonly graph: string,
-    /** Attention subgraphs replaced by MultiHeadAttention at load (0: the graph runs as exported). */
-    readonly fusedAttentionLayers: number,
+    /** Whether attention runs fused (and why not). */
+    readonly attention: AttentionStatus,
   ) {}
+
+  /** Attention subgraphs replaced by MultiHeadAttention at load (0: the graph runs as exported). */
+  get fusedAttentionLayers(): number {
+    return this.attention.fusedLayers;
+  }
 
   static async load(graph: string, options: ort.InferenceSession.SessionOptions, loadOptions: EncoderLoadOptions = {}): Promise<EncoderSession> {
     let session: ort.InferenceSession;
-    const fuse = (loadOptions.fuseAttention ?? true) && process.env.BGE_M3_RAG_FUSE_ATTENTION !== '0';
-    const fused = fuse ? await createFusedSession(graph, options) : undefined;
+    const fused = (loadOptions.fuseAttention ?? true)
+      ? await createFusedSession(graph, options)
+      : { reason: 'turned off (fuseAttention: false or BGE_M3_RAG_FUSE_ATTENTION=0)' };
+    const attention: AttentionStatus = 'session' in fused ? { fusedLayers: fused.fusedLayers } : { fusedLayers: 0, reason: fused.reason };
     try {
-      session = fused?.session ?? (await ort.InferenceSession.create(graph, options));
+      session = 'session' in fused ? fused.session : await ort.InferenceSession.create(graph, options);
     } catch (cause) {
       throw new BgeM3Error(
         'CORRUPT_FILE',
@@ -142,7 +159,7 @@ export class EncoderSession {
       await session.release();
       throw e;
     }
-    return new EncoderSession(session, layout, graph, fused?.fusedLayers ?? 0);
+    return new EncoderSession(session, layout, graph, attention);
   }
 
   /** The last dimension of an output, when the graph declares it as a number. */

@@ -10,7 +10,6 @@
  * syllables. Between two of these, UAX #29 always puts a grapheme-cluster boundary.
  */
 export const SIMPLE = /[\x20-\x7e\u00a0-\u00ac\u00ae-\u02ff\u0370-\u03ff\u0400-\u0482\u048a-\u052f\u05d0-\u05ea\u0621-\u064a\u0904-\u0939\u3000-\u3029\u3041-\u3096\u30a1-\u30fa\u4e00-\u9fff\uac00-\ud7a3]/;
-const CHUNK = 256;
 
 /**
  * Letters and digits that always start a new grapheme cluster after a space: everything in
@@ -31,33 +30,25 @@ function isClusterBoundary(text: string, i: number): boolean {
 }
 
 /**
- * Splits text at guaranteed grapheme boundaries into pieces of about {@link CHUNK} code units.
- * Needed because V8's `Intl.Segmenter` takes quadratic time on long strings (100k characters:
- * ~15 s on Node 20); segmenting the pieces separately gives the same clusters in linear time.
+ * An index near `near` where `text` can be cut: the first guaranteed grapheme-cluster boundary in
+ * `[near, near + 64)`, else `near` itself moved off the middle of a surrogate pair. (Only used
+ * where a margin of tokens absorbs what a cut inside a cluster could change.)
  */
-export function* boundaryChunks(text: string): Generator<string> {
-  let start = 0;
-  let i = CHUNK;
-  while (i < text.length) {
-    if (isClusterBoundary(text, i)) {
-      yield text.slice(start, i);
-      start = i;
-      i += CHUNK;
-    } else {
-      i++;
-    }
-  }
-  yield text.slice(start);
+export function cutNear(text: string, near: number): number {
+  if (near >= text.length) return text.length;
+  for (let i = Math.max(near, 1); i < Math.min(text.length, near + 64); i++) if (isClusterBoundary(text, i)) return i;
+  const code = text.charCodeAt(near);
+  return code >= 0xdc00 && code <= 0xdfff ? near + 1 : near;
 }
 
 /**
- * The largest index `i <= near` such that `text[i]` is an ASCII space preceded by a non-space
+ * The largest index `floor < i <= near` such that `text[i]` is an ASCII space preceded by a non-space
  * character that does not glue to what follows it, or -1. Cutting there keeps every word before it
  * whole: the pre-tokenizer (Metaspace) splits words at spaces and the model tokenizes each word on
  * its own, and a grapheme-cluster boundary always falls right before such a space.
  */
-export function wordBoundaryBefore(text: string, near: number): number {
-  for (let i = Math.min(near, text.length - 1); i > 0; i--) {
+export function wordBoundaryBefore(text: string, near: number, floor = 0): number {
+  for (let i = Math.min(near, text.length - 1); i > floor; i--) {
     if (text.charCodeAt(i) === 0x20 && text[i - 1] !== ' ' && !GLUES_FORWARD.test(text[i - 1]!)) return i;
   }
   return -1;

@@ -1,15 +1,24 @@
 /**
- * BGE-M3's tokenizer: `tokenizer.json` (XLM-RoBERTa SentencePiece Unigram) run by
- * `@huggingface/tokenizers`, which reproduces the Rust `tokenizers` ids that FlagEmbedding gets
- * from `AutoTokenizer`. That library has no truncation, so it is done here the way the Rust
- * tokenizer does it for the `<s> $A </s>` template: keep the first `maxLength - 2` tokens of the
- * text, then add `<s>` and `</s>` (so `</s>` always survives truncation).
+ * BGE-M3's tokenizer: `tokenizer.json` (XLM-RoBERTa SentencePiece Unigram with the `Precompiled`
+ * nmt_nfkc normalizer) run by the Rust Hugging Face `tokenizers` library, the one FlagEmbedding gets
+ * from `AutoTokenizer`, through its maintained napi build `@anush008/tokenizers` (fastembed-js).
+ *
+ * Why native rather than JavaScript: the pure-JS tokenizer took 16-40 s on runs of `\r\n` or
+ * zero-width spaces that Rust handles in ~50 ms, overflowed the stack on long unspaced scripts,
+ * ran out of memory on multi-MB inputs, and approximated the charsmap with NFKC. Rust is exact by
+ * construction, linear, and its `encode` runs on libuv's thread pool, so tokenizing never blocks
+ * the event loop.
+ *
+ * Truncation is done here the way the Rust tokenizer does it for the `<s> $A </s>` template (keep
+ * the first `maxLength - 2` tokens, then add `<s>` and `</s>`), but without tokenizing what would be
+ * thrown away: see {@link BgeM3Tokenizer.leadingIds}.
  */
 import { readFile } from 'node:fs/promises';
-import { Tokenizer } from '@huggingface/tokenizers';
+import tokenizers from '@anush008/tokenizers';
 import { BgeM3Error } from '../errors.js';
-import { PrecompiledNormalizer } from './precompiled-normalizer.js';
-import { boundaryChunks, wordBoundaryBefore } from './text-boundaries.js';
+import { cutNear, wordBoundaryBefore } from './text-boundaries.js';
+
+type RustTokenizer = InstanceType<typeof tokenizers.Tokenizer>;
 
 export interface SpecialTokenIds {
   bos: number;
@@ -18,48 +27,57 @@ export interface SpecialTokenIds {
   unk: number;
 }
 
+/** Extra tokens asked for beyond the budget when a text is cut inside a word (see `leadingIds`). */
+const CUT_MARGIN_TOKENS = 256;
+
 export class BgeM3Tokenizer {
   private constructor(
-    private readonly tokenizer: Tokenizer,
+    private readonly tokenizer: RustTokenizer,
     /** `<s>`, `</s>`, `<pad>`, `<unk>` ids (0, 2, 1, 3 for BGE-M3). */
     readonly special: SpecialTokenIds,
     /** `model_max_length` from tokenizer_config.json (8192 for BGE-M3). */
     readonly modelMaxLength: number,
     /** Number of entries in the vocabulary including added tokens (250002 for BGE-M3). */
     readonly vocabSize: number,
+    /** The Metaspace decoder's replacement character (`▁`), if tokenizer.json's decoder is Metaspace. */
+    private readonly metaspace: string | undefined,
   ) {}
 
   /** Reads `tokenizer.json` and (optionally) `tokenizer_config.json`. */
   static async load(tokenizerJsonPath: string, tokenizerConfigPath?: string): Promise<BgeM3Tokenizer> {
     const json = await readJson(tokenizerJsonPath, 'the tokenizer (tokenizer.json)');
     const config = tokenizerConfigPath ? await readJson(tokenizerConfigPath, 'the tokenizer config') : {};
-    let tokenizer: Tokenizer;
+    let tokenizer: RustTokenizer;
     try {
-      tokenizer = createTokenizer(json, config, tokenizerJsonPath);
+      tokenizer = tokenizers.Tokenizer.fromString(JSON.stringify(json));
     } catch (cause) {
-      if (cause instanceof BgeM3Error) throw cause;
       throw new BgeM3Error('CORRUPT_FILE', `${tokenizerJsonPath} is not a tokenizer this package can run: ${(cause as Error).message}`, { cause });
     }
+    // Truncation and padding are done here, per call; a tokenizer.json may carry its own settings.
+    tokenizer.disableTruncation();
+    tokenizer.disablePadding();
     const id = (key: string, fallback: string): number => {
       const raw = config[key];
       const token = typeof raw === 'string' ? raw : typeof raw?.content === 'string' ? raw.content : fallback;
-      const value = tokenizer.token_to_id(token);
-      if (value === undefined) {
+      const value = tokenizer.tokenToId(token);
+      if (value === null || value === undefined) {
         throw new BgeM3Error('CORRUPT_FILE', `${tokenizerJsonPath} has no id for the special token ${token} (${key}).`);
       }
       return value;
     };
     const special = { bos: id('cls_token', '<s>'), eos: id('eos_token', '</s>'), pad: id('pad_token', '<pad>'), unk: id('unk_token', '<unk>') };
-    const maxLen = typeof config.model_max_length === 'number' && config.model_max_length < 1e9 ? config.model_max_length : 8192;
-    return new BgeM3Tokenizer(tokenizer, special, maxLen, tokenizer.get_vocab(true).size);
+    const maxLen = Number.isInteger(config.model_max_length) && config.model_max_length > 2 && config.model_max_length < 1e9 ? config.model_max_length : 8192;
+    const decoder = json.decoder;
+    const metaspace = decoder?.type === 'Metaspace' ? (typeof decoder.replacement === 'string' ? decoder.replacement : '\u2581') : undefined;
+    return new BgeM3Tokenizer(tokenizer, special, maxLen, tokenizer.getVocabSize(true), metaspace);
   }
 
   /**
    * Token ids of one text with `<s>` and `</s>`, truncated to `maxLength` (which counts both).
    * The text is not stripped or otherwise changed first, as in FlagEmbedding.
    */
-  encode(text: string, maxLength: number): number[] {
-    const ids = this.leadingIds(text, maxLength - 2);
+  async encode(text: string, maxLength: number): Promise<number[]> {
+    const ids = await this.leadingIds(text, maxLength - 2);
     const keep = Math.min(ids.length, maxLength - 2);
     const out = new Array<number>(keep + 2);
     out[0] = this.special.bos;
@@ -69,73 +87,46 @@ export class BgeM3Tokenizer {
   }
 
   /**
-   * Ids of at least the first `budget` tokens of `text` (all of them if it has fewer).
+   * Ids of at least the first `budget` tokens of `text` (all of them if it has fewer), tokenizing a
+   * prefix of the text, doubled until it yields enough tokens: a book, a log or a data dump costs
+   * about what its kept part costs.
    *
-   * Truncation keeps only `maxLength - 2` tokens, so a long text is tokenized from a prefix that
-   * ends just before a word boundary, doubling the prefix until it yields enough tokens. Words are
-   * tokenized independently, so the prefix's ids are exactly the first ids of the whole text. This
-   * keeps a book-length input cheap and avoids `@huggingface/tokenizers` overflowing the call stack
-   * on inputs of over ~100k tokens. A text without any space (e.g. unsegmented CJK) past that size
-   * is cut at a character boundary with a wide margin instead: the segmentation of the kept tokens
-   * could then differ only if the Viterbi path reached across the whole margin.
+   * The prefix ends just before a word boundary when there is one in the second half of the
+   * prefix: words are tokenized independently (the Metaspace pre-tokenizer splits at spaces), so
+   * its ids are exactly the first ids of the whole text. Where there is none (unspaced scripts,
+   * base64), it ends at a grapheme boundary and must yield {@link CUT_MARGIN_TOKENS} more tokens
+   * than needed: the segmentation of the kept tokens could then differ only if the Unigram Viterbi
+   * path reached across the whole margin. A prefix that grows to the whole text is exact.
    */
-  private leadingIds(text: string, budget: number): number[] {
+  private async leadingIds(text: string, budget: number): Promise<number[]> {
     for (let cut = Math.max(4 * budget, 4096); cut < text.length; cut *= 2) {
-      const at = wordBoundaryBefore(text, cut);
-      if (at <= 0) break;
-      const ids = this.encodeRaw(text.slice(0, at));
-      if (ids.length >= budget) return ids;
-    }
-    try {
-      return this.encodeRaw(text);
-    } catch (e) {
-      if (!(e instanceof RangeError)) throw e;
-      for (let cut = Math.max(8 * budget, 4096); ; cut *= 2) {
-        const prefix = [...boundaryChunksUpTo(text, cut)].join('');
-        const ids = this.encodeRaw(prefix);
-        if (ids.length >= budget + 256 || prefix.length === text.length) return ids;
+      const at = wordBoundaryBefore(text, cut, cut >> 1);
+      if (at > 0) {
+        const ids = await this.encodeRaw(text.slice(0, at));
+        if (ids.length >= budget) return ids;
+      } else {
+        const ids = await this.encodeRaw(text.slice(0, cutNear(text, cut)));
+        if (ids.length >= budget + CUT_MARGIN_TOKENS) return ids;
       }
     }
+    return this.encodeRaw(text);
   }
 
-  private encodeRaw(text: string): number[] {
-    return this.tokenizer.encode(text, { add_special_tokens: false }).ids;
+  private async encodeRaw(text: string): Promise<number[]> {
+    return (await this.tokenizer.encode(text, null, { addSpecialTokens: false })).getIds();
   }
 
-  /** `tokenizer.decode([id])`, as FlagEmbedding's `convert_id_to_token` uses it. */
+  /**
+   * `tokenizer.decode([id])`, as FlagEmbedding's `convert_id_to_token` uses it: the token's text
+   * with the Metaspace decoder applied (`▁` → space, the leading space of the first token dropped).
+   * Written out because the native `decode` is asynchronous and this runs per weight, for display.
+   */
   decodeOne(id: number): string {
-    return this.tokenizer.decode([id]);
+    const token = this.tokenizer.idToToken(id) ?? '';
+    if (this.metaspace === undefined) return token;
+    const text = token.split(this.metaspace).join(' ');
+    return text.startsWith(' ') ? text.slice(1) : text;
   }
-}
-
-/**
- * Builds the `@huggingface/tokenizers` tokenizer, with SentencePiece's `Precompiled` normalizer run
- * by {@link PrecompiledNormalizer} (the library only approximates it; see that module). XLM-RoBERTa's
- * normalizer is `Sequence[Precompiled, Replace(" {2,}", " ")]`: the library keeps the steps after
- * `Precompiled`, and the exact `Precompiled` runs first, which is the same order.
- */
-function createTokenizer(json: Record<string, any>, config: Record<string, any>, source: string): Tokenizer {
-  const normalizer = json.normalizer;
-  const steps: any[] | undefined =
-    normalizer?.type === 'Sequence' ? normalizer.normalizers : normalizer ? [normalizer] : undefined;
-  const first = steps?.[0];
-  if (first?.type !== 'Precompiled' || typeof first.precompiled_charsmap !== 'string') {
-    return new Tokenizer(json, config);
-  }
-  const precompiled = new PrecompiledNormalizer(first.precompiled_charsmap, source);
-  const rest = steps!.slice(1);
-  const tokenizer = new Tokenizer(
-    { ...json, normalizer: rest.length === 0 ? null : { type: 'Sequence', normalizers: rest } },
-    config,
-  );
-  // The library calls `this.normalizer(text)` on each piece of text between added tokens, exactly
-  // where the Rust tokenizer runs its normalizer.
-  const internals = tokenizer as unknown as { normalizer: ((text: string) => string) | null };
-  const remaining = internals.normalizer;
-  internals.normalizer = remaining
-    ? (text: string) => remaining(precompiled.normalize(text))
-    : (text: string) => precompiled.normalize(text);
-  return tokenizer;
 }
 
 async function readJson(path: string, what: string): Promise<Record<string, any>> {
@@ -145,19 +136,14 @@ async function readJson(path: string, what: string): Promise<Record<string, any>
   } catch (cause) {
     throw new BgeM3Error('MISSING_FILE', `Cannot read ${what} at ${path}: ${(cause as Error).message}`, { cause });
   }
+  let json: unknown;
   try {
-    return JSON.parse(text);
+    json = JSON.parse(text);
   } catch (cause) {
     throw new BgeM3Error('CORRUPT_FILE', `${path} is not valid JSON (${(cause as Error).message}); re-download ${what}.`, { cause });
   }
-}
-
-/** The leading chunks of `text` (cut at grapheme boundaries) totalling at least `length` code units. */
-function* boundaryChunksUpTo(text: string, length: number): Generator<string> {
-  let total = 0;
-  for (const chunk of boundaryChunks(text)) {
-    yield chunk;
-    total += chunk.length;
-    if (total >= length) return;
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new BgeM3Error('CORRUPT_FILE', `${path} must hold a JSON object; re-download ${what}.`);
   }
+  return json as Record<string, any>;
 }

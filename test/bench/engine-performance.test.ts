@@ -15,6 +15,7 @@ import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateModel } from '../../bench/lib/model-generator.js';
 import { TINY_SHAPE } from '../../bench/lib/xlmr-shape.js';
+import { BgeM3Model } from '../../src/index.js';
 import { fuseAttention } from '../../src/model/attention-fusion.js';
 import { batchCost, DEFAULT_BATCH_PLAN, planBatches } from '../../src/model/batching.js';
 import { EncoderSession, padBatch } from '../../src/model/encoder.js';
@@ -208,17 +209,19 @@ describe('attention fusion', () => {
     const graph = join(generated, 'onnx/model.onnx');
     const on = await EncoderSession.load(graph, { logSeverityLevel: 3 });
     const off = await EncoderSession.load(graph, { logSeverityLevel: 3 }, { fuseAttention: false });
+    // The variable is read where load options are resolved: BgeM3Model.load.
     process.env.BGE_M3_RAG_FUSE_ATTENTION = '0';
-    const env = await EncoderSession.load(graph, { logSeverityLevel: 3 });
-    delete process.env.BGE_M3_RAG_FUSE_ATTENTION;
+    const env = await BgeM3Model.load(generated, { worker: false }).finally(() => delete process.env.BGE_M3_RAG_FUSE_ATTENTION);
     try {
-      expect([on.fusedAttentionLayers, off.fusedAttentionLayers, env.fusedAttentionLayers]).toEqual([2, 0, 0]);
+      expect([on.fusedAttentionLayers, off.fusedAttentionLayers, env.info.attention.layers]).toEqual([2, 0, 0]);
+      expect(off.attention.reason).toMatch(/turned off/);
+      expect(env.info.attention).toMatchObject({ fused: false, reason: expect.stringMatching(/turned off/) });
       const b = padBatch(padded, 1);
       const a = (await on.run(b, ['last_hidden_state'])).last_hidden_state!.data;
       const c = (await off.run(b, ['last_hidden_state'])).last_hidden_state!.data;
       expect(maxDiff(realRows(a, padded, 32), realRows(c, padded, 32))).toBeLessThan(1e-5);
     } finally {
-      await Promise.all([on.release(), off.release(), env.release()]);
+      await Promise.all([on.release(), off.release(), env.dispose()]);
     }
   });
 });

@@ -24,14 +24,14 @@ beforeAll(async () => {
 });
 
 describe('workloads', () => {
-  it('are deterministic in the seed, with exact token counts', () => {
-    const a = buildWorkload('mixed', tokenizer, FULL_SIZES, 42);
-    const b = buildWorkload('mixed', tokenizer, FULL_SIZES, 42);
-    const c = buildWorkload('mixed', tokenizer, FULL_SIZES, 43);
+  it('are deterministic in the seed, with exact token counts', async () => {
+    const a = await buildWorkload('mixed', tokenizer, FULL_SIZES, 42);
+    const b = await buildWorkload('mixed', tokenizer, FULL_SIZES, 42);
+    const c = await buildWorkload('mixed', tokenizer, FULL_SIZES, 43);
     expect(b.texts).toEqual(a.texts);
     expect(c.texts).not.toEqual(a.texts);
     expect(a.texts).toHaveLength(FULL_SIZES.mixed.short + FULL_SIZES.mixed.paragraphs + FULL_SIZES.mixed.documents);
-    expect(a.lengths).toEqual(a.texts.map((t) => tokenizer.encode(t, 8192).length));
+    expect(a.lengths).toEqual(await Promise.all(a.texts.map(async (t) => (await tokenizer.encode(t, 8192)).length)));
     expect(a.tokens).toBe(a.lengths.reduce((x, y) => x + y, 0));
     expect(a.texts.every((t) => !t.includes('\n'))).toBe(true);
     // Mixed lengths: many short texts, some paragraphs, documents of a couple of thousand characters.
@@ -39,13 +39,13 @@ describe('workloads', () => {
     expect(a.texts.filter((t) => t.length >= FULL_SIZES.mixed.documentChars[0]).length).toBe(FULL_SIZES.mixed.documents);
   });
 
-  it('uniform128 and long8192 have exactly the announced token counts', () => {
-    const u = buildWorkload('uniform128', tokenizer, QUICK_SIZES, 1);
+  it('uniform128 and long8192 have exactly the announced token counts', async () => {
+    const u = await buildWorkload('uniform128', tokenizer, QUICK_SIZES, 1);
     expect(u.lengths).toEqual(new Array(QUICK_SIZES.uniform128.passages).fill(128));
-    const l = buildWorkload('long8192', tokenizer, FULL_SIZES, 1);
+    const l = await buildWorkload('long8192', tokenizer, FULL_SIZES, 1);
     expect(l.lengths).toEqual([8192]);
     const source = 'Привет мир, hello world! '.repeat(40);
-    for (const n of [7, 50, 101]) expect(tokenizer.encode(textWithTokens(tokenizer, source, n), 1 << 20)).toHaveLength(n);
+    for (const n of [7, 50, 101]) expect(await tokenizer.encode(await textWithTokens(tokenizer, source, n), 1 << 20)).toHaveLength(n);
   });
 });
 

@@ -58,12 +58,13 @@ describe('inference worker', () => {
   it('finishes batches already running when disposed, then refuses new work', async () => {
     const model = await BgeM3Model.load(TINY_DIR);
     const running = model.encode([LONG, 'short text'], { maxBatchTokens: 100_000 });
-    await new Promise((r) => setTimeout(r, 5));
-    await model.dispose();
-    const settled = await running.then(
+    const outcome = running.then(
       (v) => ({ ok: true as const, v }),
       (e) => ({ ok: false as const, e }),
     );
+    await new Promise((r) => setTimeout(r, 5));
+    await model.dispose();
+    const settled = await outcome;
     // Either the encode finished before the sessions closed, or it failed with DISPOSED: never a raw onnxruntime error.
     if (settled.ok) expect(settled.v.denseVecs).toHaveLength(2);
     else expect(settled.e).toMatchObject({ code: 'DISPOSED' });

@@ -94,8 +94,16 @@ describe('source: repo id or directory', () => {
 
 describe('readGraphInfo', () => {
   it('reads the fixture graphs: external data and outputs', async () => {
-    expect(await readGraphInfo(join(TINY_DIR, 'onnx/model.onnx'))).toEqual({ externalData: ['model.onnx_data'], outputs: ['last_hidden_state'] });
-    expect(await readGraphInfo(join(TINY_M3_DIR, 'model.onnx'))).toEqual({ externalData: [], outputs: ['dense_vecs', 'sparse_vecs', 'colbert_vecs'] });
+    expect(await readGraphInfo(join(TINY_DIR, 'onnx/model.onnx'))).toEqual({
+      externalData: ['model.onnx_data'],
+      outputs: ['last_hidden_state'],
+      embeddingRows: { word: 8002, position: 8194 },
+    });
+    expect(await readGraphInfo(join(TINY_M3_DIR, 'model.onnx'))).toEqual({
+      externalData: [],
+      outputs: ['dense_vecs', 'sparse_vecs', 'colbert_vecs'],
+      embeddingRows: { word: 8002, position: 8194 },
+    });
     const inline = join(tmp, 'inline.onnx');
     writeFileSync(inline, inlinedGraph());
     expect((await readGraphInfo(inline)).externalData).toEqual([]);
@@ -131,6 +139,7 @@ describe('readGraphInfo', () => {
     expect(await readGraphInfo(path)).toEqual({
       externalData: ['Constant_7_attr__value', 'sub.bin', 'model.onnx_data', 'sparse.bin'],
       outputs: ['y'],
+      embeddingRows: {},
     });
   });
 

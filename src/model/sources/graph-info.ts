@@ -1,7 +1,8 @@
 /**
- * Reads from an `.onnx` file the two facts a download plan needs, without loading the model:
- * which external-data files its tensors live in (BAAI/bge-m3's graph names `model.onnx_data` and
- * `Constant_7_attr__value`), and the graph's output names (to know whether head files are needed).
+ * Reads from an `.onnx` file the facts a download plan and a load check need, without loading the
+ * model: which external-data files its tensors live in (BAAI/bge-m3's graph names `model.onnx_data`
+ * and `Constant_7_attr__value`), the graph's output names (to know whether head files are needed),
+ * and the rows of its embedding tables (to check the tokenizer and config.json against them).
  *
  * A hand-written walk over the protobuf wire format with positional reads, because decoding with
  * `onnx-proto` would need the whole file in memory, and an fp16 graph with inline weights is over
@@ -16,6 +17,12 @@ export interface GraphInfo {
   externalData: string[];
   /** The main graph's output names. */
   outputs: string[];
+  /**
+   * Rows of the embedding tables, when the graph has them as plain initializers read by `Gather`:
+   * `word` (indexed by `input_ids`: the vocabulary the graph accepts) and `position` (the widest other
+   * table of the same width). Undefined where the graph stores them otherwise (e.g. quantized).
+   */
+  embeddingRows: { word?: number; position?: number };
 }
 
 // Field numbers from onnx.proto (checked against onnx-proto's generated code).
@@ -41,6 +48,10 @@ const DATA_LOCATION_EXTERNAL = 1;
 const ENTRY_KEY = 1;
 const ENTRY_VALUE = 2;
 const VALUE_INFO_NAME = 1;
+const NODE_INPUT = 1;
+const NODE_OP_TYPE = 4;
+const TENSOR_DIMS = 1;
+const TENSOR_NAME = 8;
 
 const WINDOW = 1 << 16;
 
@@ -81,20 +92,27 @@ class FileBytes {
 
 type Field = { field: number; wire: 0; value: number } | { field: number; wire: 2; start: number; end: number };
 
+/** Decodes the varint at `pos` (inside a message ending at `end`): its value and the position after it. */
+async function readVarint(src: FileBytes, pos: number, end: number): Promise<[value: number, next: number]> {
+  let result = 0;
+  let mul = 1;
+  for (let i = 0; i < 10; i++) {
+    if (pos >= end) throw src.corrupt('a varint runs past its message');
+    const b = await src.byte(pos++);
+    result += (b & 0x7f) * mul;
+    if ((b & 0x80) === 0) return [result, pos];
+    mul *= 128;
+  }
+  throw src.corrupt('a varint is longer than 10 bytes');
+}
+
 /** Yields the fields of the message in `[start, end)`; varints are decoded, length-delimited fields given as ranges. */
 async function* fields(src: FileBytes, start: number, end: number): AsyncGenerator<Field> {
   let pos = start;
   const varint = async (): Promise<number> => {
-    let result = 0;
-    let mul = 1;
-    for (let i = 0; i < 10; i++) {
-      if (pos >= end) throw src.corrupt('a varint runs past its message');
-      const b = await src.byte(pos++);
-      result += (b & 0x7f) * mul;
-      if ((b & 0x80) === 0) return result;
-      mul *= 128;
-    }
-    throw src.corrupt('a varint is longer than 10 bytes');
+    const [value, next] = await readVarint(src, pos, end);
+    pos = next;
+    return value;
   };
   while (pos < end) {
     const tag = await varint();
@@ -114,9 +132,22 @@ async function* fields(src: FileBytes, start: number, end: number): AsyncGenerat
   if (pos !== end) throw src.corrupt('a message overruns its length');
 }
 
+/** The varints packed in `[start, end)` (a packed repeated integer field). */
+async function* varints(src: FileBytes, start: number, end: number): AsyncGenerator<number> {
+  for (let pos = start; pos < end; ) {
+    const [value, next] = await readVarint(src, pos, end);
+    pos = next;
+    yield value;
+  }
+}
+
 class Walker {
   readonly external: string[] = [];
   readonly outputs: string[] = [];
+  /** Main-graph initializers: name -> dims. */
+  readonly initializerDims = new Map<string, number[]>();
+  /** Main-graph Gather nodes: [data, indices]. */
+  readonly gathers: [string, string][] = [];
 
   constructor(private readonly src: FileBytes) {}
 
@@ -131,8 +162,8 @@ class Walker {
   private async graph(start: number, end: number, main: boolean): Promise<void> {
     for await (const f of fields(this.src, start, end)) {
       if (f.wire !== 2) continue;
-      if (f.field === GRAPH_NODE) await this.node(f.start, f.end);
-      else if (f.field === GRAPH_INITIALIZER) await this.tensor(f.start, f.end);
+      if (f.field === GRAPH_NODE) await this.node(f.start, f.end, main);
+      else if (f.field === GRAPH_INITIALIZER) await this.tensor(f.start, f.end, main);
       else if (f.field === GRAPH_SPARSE_INITIALIZER) await this.sparse(f.start, f.end);
       else if (f.field === GRAPH_OUTPUT && main) {
         const name = await this.stringField(f.start, f.end, VALUE_INFO_NAME);
@@ -147,10 +178,16 @@ class Walker {
     }
   }
 
-  private async node(start: number, end: number): Promise<void> {
+  private async node(start: number, end: number, main = false): Promise<void> {
+    const inputs: string[] = [];
+    let opType: string | undefined;
     for await (const f of fields(this.src, start, end)) {
-      if (f.wire === 2 && f.field === NODE_ATTRIBUTE) await this.attribute(f.start, f.end);
+      if (f.wire !== 2) continue;
+      if (f.field === NODE_ATTRIBUTE) await this.attribute(f.start, f.end);
+      else if (main && f.field === NODE_INPUT) inputs.push(await this.text(f));
+      else if (main && f.field === NODE_OP_TYPE) opType = await this.text(f);
     }
+    if (opType === 'Gather' && inputs.length >= 2) this.gathers.push([inputs[0]!, inputs[1]!]);
   }
 
   private async attribute(start: number, end: number): Promise<void> {
@@ -168,21 +205,43 @@ class Walker {
     }
   }
 
-  private async tensor(start: number, end: number): Promise<void> {
+  private async tensor(start: number, end: number, main = false): Promise<void> {
     let external = false;
     let location: string | undefined;
+    let name: string | undefined;
+    const dims: number[] = [];
     for await (const f of fields(this.src, start, end)) {
-      if (f.field === TENSOR_DATA_LOCATION && f.wire === 0) external = f.value === DATA_LOCATION_EXTERNAL;
+      if (main && f.field === TENSOR_NAME && f.wire === 2) name = await this.text(f);
+      else if (main && f.field === TENSOR_DIMS) {
+        if (f.wire === 0) dims.push(f.value);
+        else for await (const d of varints(this.src, f.start, f.end)) dims.push(d);
+      } else if (f.field === TENSOR_DATA_LOCATION && f.wire === 0) external = f.value === DATA_LOCATION_EXTERNAL;
       else if (f.field === TENSOR_EXTERNAL_DATA && f.wire === 2) {
         const key = await this.stringField(f.start, f.end, ENTRY_KEY);
         if (key === 'location') location = await this.stringField(f.start, f.end, ENTRY_VALUE);
       }
     }
+    if (name !== undefined) this.initializerDims.set(name, dims);
     if (!external) return;
     if (!location) throw this.src.corrupt('a tensor stored externally names no location');
     const normalized = location.replace(/^\.\//, '');
     checkRepoPath(normalized, 'An ONNX external-data reference');
     if (!this.external.includes(normalized)) this.external.push(normalized);
+  }
+
+  private async text(f: Field & { wire: 2 }): Promise<string> {
+    return (await this.src.bytes(f.start, f.end - f.start)).toString('utf8');
+  }
+
+  /** See {@link GraphInfo.embeddingRows}. */
+  embeddingRows(): GraphInfo['embeddingRows'] {
+    const tables = this.gathers
+      .map(([data, indices]) => ({ indices, dims: this.initializerDims.get(data) }))
+      .filter((t): t is { indices: string; dims: number[] } => t.dims?.length === 2);
+    const word = tables.find((t) => t.indices === 'input_ids');
+    if (!word) return {};
+    const others = tables.filter((t) => t !== word && t.dims[1] === word.dims[1]).map((t) => t.dims[0]!);
+    return { word: word.dims[0], position: others.length > 0 ? Math.max(...others) : undefined };
   }
 
   private async stringField(start: number, end: number, wanted: number): Promise<string | undefined> {
@@ -205,7 +264,7 @@ export async function readGraphInfo(path: string): Promise<GraphInfo> {
     const { size } = await fh.stat();
     const walker = new Walker(new FileBytes(fh, size, path));
     await walker.model(0, size);
-    return { externalData: walker.external, outputs: walker.outputs };
+    return { externalData: walker.external, outputs: walker.outputs, embeddingRows: walker.embeddingRows() };
   } finally {
     await fh.close();
   }
