@@ -11,18 +11,25 @@
  *     32 bytes  SHA-256 of every byte before it
  * ```
  *
- * Writing goes to a temporary file in the same directory (unique per process and call), is
- * fsynced, then renamed over the target and the directory fsynced: a crash, a full disk or an
- * abort leaves the previous file as it was. Reading checks the magic, the version, the size the
+ * Writing goes to a temporary file `.<name>.<host>.<pid>.<random>.tmp` in the same directory
+ * (`<host>` a short hash of this host and PID namespace, see {@link hostTag}), is fsynced, then
+ * renamed over the target and the directory fsynced: a crash, a full disk or an abort leaves the
+ * previous file as it was. A process killed mid-save leaves its temporary file behind; the next
+ * save or load of that file removes such leftovers whose `<host>` is this host's and whose
+ * `<pid>` is no live process (never another host's, a live writer's or this process's own).
+ *
+ * Reading refuses anything but a regular file, then checks the magic, the version, the size the
  * header implies and the checksum (a first streaming pass) before any header value is trusted, then
  * reads each section straight into the array that will hold it (no second in-memory copy of a
- * large index). The file stays open between the passes, so a concurrent save (which renames a new
+ * large index), or streams it in chunks to a consumer (so no section needs one Buffer or string of
+ * its size). The file stays open between the passes, so a concurrent save (which renames a new
  * file into place) cannot mix two versions.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { readFileSync, readlinkSync } from 'node:fs';
+import { lstat, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { endianness } from 'node:os';
+import { endianness, hostname } from 'node:os';
 import { BgeM3Error } from '../errors.js';
 import type { HybridProgress } from './types.js';
 
@@ -50,6 +57,16 @@ export interface SectionWriter extends SectionInfo {
   chunks: () => Iterable<Uint8Array>;
 }
 
+/**
+ * Receives a section's bytes in order, in chunks of at most 8 MiB. A chunk is a view over a reused
+ * buffer, valid only during the call (consume or copy it). `end` follows the last chunk; either may
+ * throw to refuse the contents.
+ */
+export interface SectionSink {
+  write(chunk: Buffer): void;
+  end(): void;
+}
+
 export interface FileIoOptions {
   onProgress?: (progress: HybridProgress) => void;
   signal?: AbortSignal;
@@ -65,6 +82,79 @@ function assertLittleEndian(): void {
   }
 }
 
+let cachedHostTag: string | undefined;
+
+/**
+ * 8 hex digits naming where a temporary file's `<pid>` means something: a hash of the host name,
+ * the machine id (if readable) and the PID namespace (if readable). Two processes with the same tag
+ * share one PID space, so a dead `<pid>` with this tag is a writer that can no longer finish; a
+ * file with another tag (another machine on a shared file system, another container) is never
+ * touched. Stable across reboots of the same machine, so leftovers of a crash are still cleaned.
+ */
+export function hostTag(): string {
+  if (cachedHostTag === undefined) {
+    const parts = [hostname()];
+    try {
+      parts.push(readFileSync('/etc/machine-id', 'utf8').trim());
+    } catch {
+      parts.push('');
+    }
+    try {
+      parts.push(readlinkSync('/proc/self/ns/pid'));
+    } catch {
+      parts.push('');
+    }
+    cachedHostTag = createHash('sha256').update(parts.join('\u0000')).digest('hex').slice(0, 8);
+  }
+  return cachedHostTag;
+}
+
+function tempPath(path: string): string {
+  return join(dirname(path), `.${basename(path)}.${hostTag()}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    // EPERM: alive but someone else's. Anything but "no such process" counts as alive.
+    return (e as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}
+
+/**
+ * Removes the temporary files that saves of `path` killed mid-write left behind: names of the form
+ * `.<name>.<this host's tag>.<pid>.<random>.tmp` whose `<pid>` is not this process and not alive.
+ * Best effort (errors are ignored); returns the names removed.
+ */
+export async function removeStaleTempFiles(path: string): Promise<string[]> {
+  const dir = dirname(path);
+  const prefix = `.${basename(path)}.${hostTag()}.`;
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const m = /^([1-9]\d{0,9})\.[0-9a-f]{12}\.tmp$/.exec(name.slice(prefix.length));
+    if (!m) continue;
+    const pid = Number(m[1]);
+    if (pid === process.pid || isAlive(pid)) continue;
+    try {
+      if (!(await lstat(join(dir, name))).isFile()) continue;
+      await unlink(join(dir, name));
+      removed.push(name);
+    } catch {
+      /* gone already, or not ours to remove */
+    }
+  }
+  return removed;
+}
+
 /** Writes `header` + `sections` to `path` atomically (temp file, fsync, rename). */
 export async function writeIndexFile(path: string, header: Omit<IndexFileHeader, 'sections'>, sections: SectionWriter[], options: FileIoOptions = {}): Promise<void> {
   assertLittleEndian();
@@ -76,17 +166,36 @@ export async function writeIndexFile(path: string, header: Omit<IndexFileHeader,
   prelude.writeUInt32LE(headerBytes.length, 12);
   const total = expectedFileSize(headerBytes.length, fullHeader.sections);
 
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  const existing = await stat(path).catch(() => undefined);
+  if (existing?.isDirectory()) {
+    throw new BgeM3Error('INVALID_ARGUMENT', `Cannot save the index to ${path}: that path is a directory. Remove it or save to another directory.`);
+  }
+  await removeStaleTempFiles(path);
+  const tmp = tempPath(path);
   const hash = createHash('sha256');
   let fh: FileHandle | undefined;
   let written = 0;
+  const writeAll = async (bytes: Uint8Array) => {
+    for (let off = 0; off < bytes.length; ) off += (await fh!.write(bytes, off, bytes.length - off)).bytesWritten;
+  };
+  // Small pieces (a row between tombstones, a document) are gathered into one buffer: one write
+  // call per 8 MiB, not per piece. Pieces as large as the buffer are written from their source.
+  const buffer = Buffer.allocUnsafe(Math.min(CHUNK_BYTES, total));
+  let buffered = 0;
+  const flush = async () => {
+    await writeAll(buffer.subarray(0, buffered));
+    buffered = 0;
+  };
   const write = async (bytes: Uint8Array) => {
     options.signal?.throwIfAborted();
     hash.update(bytes);
-    let off = 0;
-    while (off < bytes.length) {
-      const { bytesWritten } = await fh!.write(bytes, off, bytes.length - off);
-      off += bytesWritten;
+    if (bytes.length >= buffer.length) {
+      await flush();
+      await writeAll(bytes);
+    } else {
+      if (buffered + bytes.length > buffer.length) await flush();
+      buffer.set(bytes, buffered);
+      buffered += bytes.length;
     }
     written += bytes.length;
     options.onProgress?.({ phase: 'save', done: written, total });
@@ -110,8 +219,8 @@ export async function writeIndexFile(path: string, header: Omit<IndexFileHeader,
       await write(new Uint8Array(pad8(n)));
     }
     options.signal?.throwIfAborted();
-    const digest = hash.digest();
-    await fh.write(digest);
+    await flush();
+    await writeAll(hash.digest());
     await fh.sync();
     await fh.close();
     fh = undefined;
@@ -139,26 +248,38 @@ function expectedFileSize(headerLength: number, sections: SectionInfo[]): number
 
 /**
  * Reads and verifies an index file. `allocate(header)` is called once the header is known and
- * returns, per section name, the bytes to fill (a view over the final typed array); it may throw
+ * returns, per section name, the bytes to fill (a view over the final typed array) or a
+ * {@link SectionSink} to stream it to; sections it names no target for are skipped. It may throw
  * to refuse a header. Nothing returned is valid unless this resolves.
  */
 export async function readIndexFile(
   path: string,
-  allocate: (header: IndexFileHeader) => Record<string, Uint8Array>,
+  allocate: (header: IndexFileHeader) => Record<string, Uint8Array | SectionSink>,
   options: FileIoOptions = {},
 ): Promise<IndexFileHeader> {
   assertLittleEndian();
+  const corrupt = (what: string) =>
+    new BgeM3Error('CORRUPT_FILE', `${path} is not a usable saved hybrid index: ${what}. The file is corrupt or truncated; restore it from a backup or rebuild the index and save it again.`);
+  const cannotOpen = (cause: unknown) => {
+    const code = (cause as NodeJS.ErrnoException).code;
+    return new BgeM3Error(code === 'ENOENT' ? 'MISSING_FILE' : 'CORRUPT_FILE', `Cannot open the saved index ${path}: ${(cause as Error).message}. Save an index there with index.save(dir) first.`, { cause });
+  };
+  await removeStaleTempFiles(path);
+  // Checked before opening: opening a FIFO would block, and a directory opens fine on Linux.
+  const kind = await stat(path).catch((cause: unknown) => {
+    throw cannotOpen(cause);
+  });
+  if (!kind.isFile()) throw corrupt(kind.isDirectory() ? 'it is a directory, not a file written by MemoryHybridIndex.save' : 'it is not a regular file');
   let fh: FileHandle;
   try {
     fh = await open(path, 'r');
   } catch (cause) {
-    const code = (cause as NodeJS.ErrnoException).code;
-    throw new BgeM3Error(code === 'ENOENT' ? 'MISSING_FILE' : 'CORRUPT_FILE', `Cannot open the saved index ${path}: ${(cause as Error).message}. Save an index there with index.save(dir) first.`, { cause });
+    throw cannotOpen(cause);
   }
-  const corrupt = (what: string) =>
-    new BgeM3Error('CORRUPT_FILE', `${path} is not a usable saved hybrid index: ${what}. The file is corrupt or truncated; restore it from a backup or rebuild the index and save it again.`);
   try {
-    const size = (await fh.stat()).size;
+    const info = await fh.stat();
+    if (!info.isFile()) throw corrupt('it is not a regular file');
+    const size = info.size;
     if (size < PRELUDE_BYTES + CHECKSUM_BYTES) throw corrupt(`it has only ${size} bytes`);
     const prelude = Buffer.alloc(PRELUDE_BYTES);
     await readExactly(fh, prelude, 0);
@@ -180,9 +301,15 @@ export async function readIndexFile(
     } catch {
       throw corrupt('its header is not valid JSON');
     }
-    if (!header || typeof header !== 'object' || !Array.isArray(header.sections) || !header.sections.every((s) => s && typeof s.name === 'string' && Number.isSafeInteger(s.byteLength) && s.byteLength >= 0)) {
+    if (
+      !header ||
+      typeof header !== 'object' ||
+      !Array.isArray(header.sections) ||
+      !header.sections.every((s) => s !== null && typeof s === 'object' && typeof s.name === 'string' && Number.isSafeInteger(s.byteLength) && s.byteLength >= 0)
+    ) {
       throw corrupt('its header has no valid section list');
     }
+    if (new Set(header.sections.map((s) => s.name)).size !== header.sections.length) throw corrupt('its header names a section twice');
     const expected = expectedFileSize(headerLength, header.sections);
     if (expected !== size) throw corrupt(`its header describes ${expected} bytes but the file has ${size}`);
 
@@ -211,11 +338,11 @@ export async function readIndexFile(
 
     const targets = allocate(header);
     for (const section of header.sections) {
-      const target = targets[section.name];
-      if (target && target.byteLength !== section.byteLength) {
-        throw new Error(`internal: section ${section.name} has ${section.byteLength} bytes but ${target.byteLength} were allocated`);
-      }
-      if (target) {
+      const target = Object.hasOwn(targets, section.name) ? targets[section.name] : undefined;
+      if (target instanceof Uint8Array) {
+        if (target.byteLength !== section.byteLength) {
+          throw new Error(`internal: section ${section.name} has ${section.byteLength} bytes but ${target.byteLength} were allocated`);
+        }
         for (let off = 0; off < section.byteLength; ) {
           options.signal?.throwIfAborted();
           const n = Math.min(CHUNK_BYTES, section.byteLength - off);
@@ -223,6 +350,16 @@ export async function readIndexFile(
           off += n;
           options.onProgress?.({ phase: 'load', done: total + pos + off, total: total * 2 });
         }
+      } else if (target) {
+        for (let off = 0; off < section.byteLength; ) {
+          options.signal?.throwIfAborted();
+          const n = Math.min(scratch.length, section.byteLength - off);
+          await readExactly(fh, scratch.subarray(0, n), pos + off);
+          target.write(scratch.subarray(0, n));
+          off += n;
+          options.onProgress?.({ phase: 'load', done: total + pos + off, total: total * 2 });
+        }
+        target.end();
       }
       pos += section.byteLength + pad8(section.byteLength);
     }

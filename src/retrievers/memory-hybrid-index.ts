@@ -27,6 +27,7 @@ import type { BgeM3LoadOptions } from '../model/bge-m3-model.js';
 import { M3Reranker } from '../rerankers/m3-reranker.js';
 import { dot } from '../scores.js';
 import { scanDense, squaredNorm } from './dense-scorer.js';
+import { checkDense, checkDocument, MAX_ENCODED_TOKEN_ID } from './document-checks.js';
 import { describe, resolveSearchOptions, rrfScore, weightedScore, type ResolvedSearchOptions } from './fusion.js';
 import type { FileIoOptions } from './index-file.js';
 import { HYBRID_INDEX_FILE, loadState, saveState } from './index-persistence.js';
@@ -45,13 +46,6 @@ import type {
   HybridSearchResult,
   HybridStoredDocument,
 } from './types.js';
-
-/**
- * Largest token id (exclusive) accepted from precomputed encodings: far above any real vocabulary
- * (BGE-M3: 250,002), and small enough that the sparse index's per-token arrays stay bounded even
- * for hostile input (a single id near 2^31 would make them gigabytes).
- */
-const MAX_ENCODED_TOKEN_ID = 1 << 24;
 
 export { HYBRID_INDEX_FILE } from './index-persistence.js';
 
@@ -420,31 +414,18 @@ export class MemoryHybridIndex implements HybridIndex {
     if (!Array.isArray(docs)) {
       throw new BgeM3Error('INVALID_ARGUMENT', `${operation} expects an array of documents { id?, text, metadata? }; got ${describe(docs)}.`);
     }
-    const seen = new Set<string>();
+    const ctx = { operation, seen: new Set<string>(), scope: 'in this call; ids must be unique (re-adding an indexed id replaces it)', newId: randomUUID };
     return docs.map((doc, i) => {
-      if (doc === null || typeof doc !== 'object' || typeof doc.text !== 'string') {
-        throw new BgeM3Error('INVALID_ARGUMENT', `${operation}: docs[${i}] must be { text: string, id?, metadata? }; got ${doc === null || typeof doc !== 'object' ? describe(doc) : `text ${describe(doc.text)}`}.`);
-      }
-      const id = doc.id ?? randomUUID();
-      if (typeof id !== 'string' || id.length === 0) {
-        throw new BgeM3Error('INVALID_ARGUMENT', `${operation}: docs[${i}].id must be a non-empty string (or omitted for a random UUID); got ${describe(id)}.`);
-      }
-      if (seen.has(id)) {
-        throw new BgeM3Error('INVALID_ARGUMENT', `${operation}: the id ${JSON.stringify(id)} appears twice in this call; ids must be unique (re-adding an indexed id replaces it).`);
-      }
-      seen.add(id);
+      const checked = checkDocument(doc, i, ctx);
       let metadata: HybridMetadata = {};
-      if (doc.metadata !== undefined) {
-        if (doc.metadata === null || typeof doc.metadata !== 'object' || Array.isArray(doc.metadata)) {
-          throw new BgeM3Error('INVALID_ARGUMENT', `${operation}: docs[${i}].metadata must be a plain object; got ${describe(doc.metadata)}.`);
-        }
+      if (checked.metadata !== undefined) {
         try {
-          metadata = JSON.parse(JSON.stringify(doc.metadata));
+          metadata = JSON.parse(JSON.stringify(checked.metadata));
         } catch (cause) {
           throw new BgeM3Error('INVALID_ARGUMENT', `${operation}: docs[${i}].metadata cannot be stored as JSON (${(cause as Error).message}); use strings, numbers, booleans, arrays and plain objects.`, { cause });
         }
       }
-      return { id, text: doc.text, metadata };
+      return { id: checked.id, text: checked.text, metadata };
     });
   }
 
@@ -617,20 +598,4 @@ function checkInt(value: unknown, option: string, min: number): number {
     throw new BgeM3Error('INVALID_ARGUMENT', `${option} must be an integer ≥ ${min}; got ${describe(value)}.`);
   }
   return value as number;
-}
-
-function checkDense(dense: ArrayLike<number> | undefined, dim: number | undefined, what: string): ArrayLike<number> {
-  if (dense === null || typeof dense !== 'object' || typeof dense.length !== 'number') {
-    throw new BgeM3Error('INVALID_ARGUMENT', `${what} must be an array or Float32Array of numbers; got ${describe(dense)}.`);
-  }
-  if (dim !== undefined && dense.length !== dim) {
-    throw new BgeM3Error('INVALID_ARGUMENT', `${what} has ${dense.length} values; this index holds ${dim}-dimensional vectors.`);
-  }
-  for (let i = 0; i < dense.length; i++) {
-    if (typeof dense[i] !== 'number' || !Number.isFinite(dense[i])) {
-      throw new BgeM3Error('INVALID_ARGUMENT', `${what}[${i}] is ${describe(dense[i])}; dense vectors must hold finite numbers.`);
-    }
-  }
-  if (dense.length === 0) throw new BgeM3Error('INVALID_ARGUMENT', `${what} is empty.`);
-  return dense;
 }
