@@ -1,13 +1,16 @@
 /**
- * `npm run bench [-- options]`: BGE-M3's full shape, this package side by side with the raw
+ * `npm run bench [-- options]`: BGE-M3's full shape, this package (loaded from the model folder,
+ * and as users load it: the repo id through a Hugging Face cache) side by side with the raw
  * onnxruntime floor, transformers.js (as LangChain calls it, and one text at a time) and the
  * machine's matrix-multiply roofline, on the same model file in one run. Never part of `npm test`.
  *
  * 1. Generates the random-weight model on first use (bench/.models/, ~25 s, 2.8 GB on disk).
  * 2. Builds the workloads (deterministic) and installs transformers.js into bench/transformersjs/
  *    with `npm ci` when it is missing.
- * 3. Runs every system in its own child process (peak RSS per system and workload).
- * 4. Prints the table and writes bench/results/latest.{md,json} (`--quick`: quick.{md,json}).
+ * 3. Fills the hub cache for bge-m3-rag-hub on first use: the model served as BAAI/bge-m3 by a
+ *    local hub stand-in, downloaded by the package (bench/.models/hub-cache-<model>/, 2.8 GB).
+ * 4. Runs every system in its own child process (peak RSS per system and workload).
+ * 5. Prints the table and writes bench/results/latest.{md,json} (`--quick`: quick.{md,json}).
  *
  * `--help` lists the options.
  */
@@ -20,11 +23,14 @@ import { parseArgs } from 'node:util';
 import { BgeM3Tokenizer } from '../src/model/tokenizer.js';
 import { DEFAULT_BATCH_PLAN } from '../src/model/batching.js';
 import { MESSAGE_PREFIX, writeWorkloadFile, type ChildConfig, type ChildMessage, type Dtype, type Outputs } from './lib/child-protocol.js';
+import { ensureHubCache, HUB_DTYPES, HUB_REPO } from './lib/hub-cache.js';
 import { ensureModel, parameterCount } from './lib/model-generator.js';
 import { BENCH_MODELS_DIR, REPO_DIR, RESULTS_DIR, TRANSFORMERS_JS_DIR } from './lib/paths.js';
 import {
   addRatios,
+  attentionNotes,
   checkTargets,
+  isPackageSystem,
   rooflineTokensPerSecond,
   toConsoleTable,
   toMarkdown,
@@ -37,7 +43,7 @@ import type { RooflineRates } from './systems/roofline.js';
 import { buildWorkload, FULL_SIZES, QUICK_SIZES, WORKLOAD_NAMES, type Workload, type WorkloadName } from './lib/workloads.js';
 import { BGE_M3_SHAPE, TINY_SHAPE } from './lib/xlmr-shape.js';
 
-const SYSTEMS: SystemName[] = ['bge-m3-rag', 'ort-floor', 'transformers.js-single', 'transformers.js-batch', 'roofline'];
+const SYSTEMS: SystemName[] = ['bge-m3-rag', 'bge-m3-rag-hub', 'ort-floor', 'transformers.js-single', 'transformers.js-batch', 'roofline'];
 
 const { values: flags } = parseArgs({
   options: {
@@ -72,7 +78,8 @@ if (flags.help) {
   --outputs LIST          dense,all: this package's outputs (default both)
   --full-matrix           also run the long document with every system/dtype/outputs combination
                           (default: the long document runs this package fp32+int8 dense and fp32 all,
-                          the fp32 floor and transformers.js fp32, to keep the run under 30 minutes)
+                          the fp32 floor and transformers.js fp32, to keep the run under 30 minutes;
+                          bge-m3-rag-hub runs dense outputs on mixed and long8192 only)
   --layers N              encoder layers of the generated model (default 24, --quick 4)
   --seed S                model weights and workload seed (default 42)
   --threads N             onnxruntime intra-op threads for every system (default: each system's default)
@@ -83,7 +90,7 @@ if (flags.help) {
   --child-timeout-min M   kill a system that runs longer than M minutes (default 20)
   --name NAME             results file name (default latest, --quick: quick)
   --results-dir DIR       where to write NAME.md and NAME.json (default bench/results)
-  --cache-dir DIR         generated models and workload files (default bench/.models)`);
+  --cache-dir DIR         generated models, their hub caches and workload files (default bench/.models)`);
   process.exit(0);
 }
 
@@ -164,21 +171,30 @@ interface Job {
 /** Whether a (system, dtype, outputs) combination runs on the long document by default. */
 function runsLong(system: SystemName, dtype: Dtype, outputs: Outputs): boolean {
   if (flags['full-matrix']) return true;
-  if (system === 'bge-m3-rag') return dtype === 'fp32' || outputs === 'dense';
+  if (isPackageSystem(system)) return dtype === 'fp32' || outputs === 'dense';
   return dtype === 'fp32';
+}
+
+/**
+ * The hub-loaded package runs what tells it apart from the folder-loaded one (the same engine):
+ * dense outputs on the mixed corpus and the long document, where unfused attention would show.
+ */
+function hubRuns(outputs: Outputs, w: WorkloadName): boolean {
+  return flags['full-matrix'] || (outputs === 'dense' && w !== 'uniform128');
 }
 
 const jobs: Job[] = [];
 for (const system of systems) {
   if (system === 'roofline') continue;
   for (const dtype of dtypes) {
-    for (const outputs of system === 'bge-m3-rag' ? outputsList : (['dense'] as Outputs[])) {
+    for (const outputs of isPackageSystem(system) ? outputsList : (['dense'] as Outputs[])) {
       // transformers.js int8 is outside the issue's comparison; --full-matrix includes it.
       if (system.startsWith('transformers.js') && dtype === 'int8' && !flags['full-matrix']) continue;
       const ws = workloadNames.filter((w) => {
         if (w === 'long8192' && !runsLong(system, dtype, outputs)) return false;
         // One text: the padded batch is the single call; measured once, as transformers.js-single.
         if (w === 'long8192' && system === 'transformers.js-batch') return false;
+        if (system === 'bge-m3-rag-hub' && !hubRuns(outputs, w)) return false;
         return true;
       });
       if (ws.length === 0) continue;
@@ -216,7 +232,7 @@ const require = createRequire(import.meta.url);
 const TSX_CLI = require.resolve('tsx/cli');
 
 function childScript(system: SystemName): string {
-  if (system === 'bge-m3-rag') return join(REPO_DIR, 'bench/systems/bge-m3-rag.ts');
+  if (isPackageSystem(system)) return join(REPO_DIR, 'bench/systems/bge-m3-rag.ts');
   if (system === 'ort-floor') return join(REPO_DIR, 'bench/systems/ort-floor.ts');
   if (system === 'roofline') return join(REPO_DIR, 'bench/systems/roofline.ts');
   return join(TRANSFORMERS_JS_DIR, 'run.ts');
@@ -254,6 +270,22 @@ function runChildProcess(system: SystemName, config: ChildConfig): Promise<Child
       resolve(messages);
     });
   });
+}
+
+// --- hub cache ---------------------------------------------------------------------------------------
+/** The filled hub cache for bge-m3-rag-hub, or why it could not be filled. */
+let hubCache: string | undefined;
+let hubFailure: string | undefined;
+const hubDtypes = [...new Set(jobs.filter((j) => j.system === 'bge-m3-rag-hub').map((j) => j.dtype))];
+if (hubDtypes.length > 0) {
+  try {
+    const r = await ensureHubCache({ cacheDir, modelDir: model.dir, dtypes: hubDtypes, log });
+    hubCache = r.dir;
+    if (!r.filled) log(`hub cache: ${r.dir} (complete, reused)`);
+  } catch (e) {
+    hubFailure = (e as Error).message.split('\n')[0];
+    log(`hub cache failed: ${hubFailure}`);
+  }
 }
 
 // --- run -----------------------------------------------------------------------------------------
@@ -300,11 +332,15 @@ for (const job of jobs) {
       skipped.push({ workload: w, system: job.system, dtype: job.dtype, outputs: job.outputs, reason: 'transformers.js is not installed (npm ci failed)' });
       return false;
     }
+    if (job.system === 'bge-m3-rag-hub' && !hubCache) {
+      skipped.push({ workload: w, system: job.system, dtype: job.dtype, outputs: job.outputs, reason: `the hub cache could not be filled: ${hubFailure}` });
+      return false;
+    }
     if (reason) skipped.push({ workload: w, system: job.system, dtype: job.dtype, outputs: job.outputs, reason });
     return !reason;
   });
   if (runnable.length === 0) continue;
-  const label = `${job.system} ${job.dtype}${job.system === 'bge-m3-rag' ? ` ${job.outputs}` : ''}`;
+  const label = `${job.system} ${job.dtype}${isPackageSystem(job.system) ? ` ${job.outputs}` : ''}`;
   log(`${label}: ${runnable.join(', ')} ...`);
   const load = loadavg()[0]!;
   const messages = await runChildProcess(job.system, {
@@ -314,8 +350,12 @@ for (const job of jobs) {
     mode: job.mode,
     threads,
     workloads: runnable.map((w) => ({ name: w, file: workloads.get(w)!.file, repeat: repeatFor(job, w) })),
+    ...(job.system === 'bge-m3-rag-hub' ? { hub: { repo: HUB_REPO, cacheDir: hubCache!, dtype: HUB_DTYPES[job.dtype] } } : {}),
   });
-  const loadSeconds = messages.find((m) => m.type === 'load')?.seconds;
+  const loaded = messages.find((m) => m.type === 'load');
+  const loadSeconds = loaded?.seconds;
+  const attention = loaded?.attention;
+  if (attention) log(`  attention: ${attention.fused ? `${attention.layers} layers fused` : `not fused (${attention.reason ?? 'no reason given'})`}`);
   for (const m of messages) {
     if (m.type === 'result') {
       rows.push({
@@ -331,6 +371,7 @@ for (const job of jobs) {
         allSeconds: m.allSeconds,
         loadSeconds,
         loadAverage: load,
+        ...(attention ? { attention } : {}),
         ...(m.detail && Object.keys(m.detail).length > 0 ? { detail: m.detail } : {}),
       });
       log(`  ${m.workload}: ${(m.tokens / m.seconds).toFixed(1)} tokens/s, peak RSS ${m.peakRssMB} MB`);
@@ -364,6 +405,7 @@ const results: BenchResults = {
   settings: {
     model: `random weights, BGE-M3 shape (XLM-R ${shape.layers} layers, hidden ${shape.hidden}, ${shape.heads} heads, FFN ${shape.ffn}, vocab ${shape.vocab}; ${(parameterCount(shape) / 1e6).toFixed(0)}M parameters), seed ${seed}`,
     modelDir: model.dir,
+    ...(hubCache ? { hubCacheDir: hubCache, hubRepo: HUB_REPO } : {}),
     quick,
     seed,
     threads: threads ?? 'default',
@@ -385,5 +427,6 @@ for (const t of results.targets) {
   const measured = t.actual === undefined ? 'not measured' : t.target.includes('RSS') ? `${t.actual} MB` : `${t.actual.toFixed(2)}x`;
   console.log(`${t.pass === undefined ? '  -  ' : t.pass ? ' pass' : ' FAIL'}  ${t.target}: ${measured} (target ${t.target.includes('RSS') ? '≤' : '≥'} ${t.required})`);
 }
+for (const n of attentionNotes(rows)) console.log(`  ${n}`);
 for (const s of skipped) console.log(`  not run: ${s.workload} ${s.system} ${s.dtype}: ${s.reason}`);
 log(`wrote ${join(resultsDir, `${resultsName}.md`)} and .json`);

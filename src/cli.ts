@@ -8,9 +8,9 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { BgeM3Error } from './errors.js';
 import { DTYPES, type BgeM3Dtype } from './model/model-files.js';
-import { envFlag } from './model/sources/hub-settings.js';
-import { formatBytes } from './model/sources/progress.js';
-import { resolveModelSource } from './model/sources/resolve-source.js';
+import { envFlag } from './hub/hub-settings.js';
+import { formatBytes } from './hub/progress.js';
+import { resolveModelSource } from './hub/resolve-source.js';
 
 const PROGRAM = 'bge-m3-rag';
 

@@ -10,6 +10,7 @@ export type {
   BgeM3EncodeResult,
   BgeM3ComputeScoreOptions,
   BgeM3ScoreResult,
+  BgeM3ModelInfo,
 } from './model/bge-m3-model.js';
 export { BgeM3Error, type BgeM3ErrorCode } from './errors.js';
 export {
@@ -20,7 +21,8 @@ export {
   type DownloadProgress,
   type DownloadProgressCallback,
   type HubOptions,
-} from './model/sources/index.js';
+  type ModelSourceOptions,
+} from './hub/index.js';
 export type { BgeM3Dtype } from './model/model-files.js';
 export {
   dot,
@@ -37,6 +39,7 @@ export {
   DEFAULT_RERANK_WEIGHTS,
   DEFAULT_RERANK_CACHE_BYTES,
   type M3RerankerOptions,
+  type M3RerankerCallOptions,
   type M3RerankOptions,
   type M3RerankResult,
   type PassageCacheStats,
@@ -46,7 +49,7 @@ export {
   disposeSharedModels,
   type BgeM3ModelOption,
   type BgeM3ModelFields,
-} from './model/model-option.js';
-export { MemoryHybridIndex, HYBRID_INDEX_FILE, type MemoryHybridIndexOptions, type MemoryHybridIndexLoadOptions } from './retrievers/memory-hybrid-index.js';
-export type { HybridIndex, HybridDocumentInput, HybridEncodedDocument, HybridEncodedQuery, HybridStoredDocument, HybridSearchOptions, HybridSearchResult, HybridFilter, HybridFusion, HybridWeights, HybridRerankOptions, HybridAddOptions, HybridProgress, HybridMetadata, SparseVectorInput } from './retrievers/types.js';
-export { DEFAULT_WEIGHTED_WEIGHTS, DEFAULT_RRF_WEIGHTS, weightedScore, rrfScore } from './retrievers/fusion.js';
+} from './shared/model-option.js';
+export { MemoryHybridIndex, HYBRID_INDEX_FILE, type MemoryHybridIndexOptions, type MemoryHybridIndexLoadOptions } from './stores/memory/memory-hybrid-index.js';
+export type { HybridIndex, HybridDocumentInput, HybridEncodedDocument, HybridEncodedQuery, HybridStoredDocument, HybridSearchOptions, HybridSearchResult, HybridFilter, HybridFusion, HybridWeights, HybridRerankOptions, HybridAddOptions, HybridProgress, HybridMetadata, SparseVectorInput } from './stores/types.js';
+export { DEFAULT_WEIGHTED_WEIGHTS, DEFAULT_RRF_WEIGHTS, weightedScore, rrfScore } from './stores/fusion.js';

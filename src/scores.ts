@@ -9,25 +9,31 @@ export type LexicalWeights = Record<string, number>;
 
 /** Inner product of two equal-length vectors (cosine for BGE-M3's normalized dense vectors). */
 export function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  const n = a.length;
-  if (b.length !== n) {
-    throw new BgeM3Error('INVALID_ARGUMENT', `dot: vectors have different lengths (${n} and ${b.length}).`);
+  if (b.length !== a.length) {
+    throw new BgeM3Error('INVALID_ARGUMENT', `dot: vectors have different lengths (${a.length} and ${b.length}).`);
   }
-  // Four independent accumulators: MaxSim calls this millions of times per rerank, and breaking the
-  // dependency chain roughly doubles throughput. Summation order differs from a plain loop only in
-  // the last bits of a double.
+  return dotAt(a, 0, b, 0, a.length);
+}
+
+/**
+ * Inner product of `a[aOffset .. aOffset + n)` and `b[bOffset .. bOffset + n)`, unchecked: the one
+ * kernel behind {@link dot} and the hybrid index's dense scan. Four independent accumulators: MaxSim
+ * calls this millions of times per rerank, and breaking the dependency chain roughly doubles
+ * throughput. Summation order differs from a plain loop only in the last bits of a double.
+ */
+export function dotAt(a: ArrayLike<number>, aOffset: number, b: ArrayLike<number>, bOffset: number, n: number): number {
   let s0 = 0;
   let s1 = 0;
   let s2 = 0;
   let s3 = 0;
   let i = 0;
   for (; i + 3 < n; i += 4) {
-    s0 += a[i]! * b[i]!;
-    s1 += a[i + 1]! * b[i + 1]!;
-    s2 += a[i + 2]! * b[i + 2]!;
-    s3 += a[i + 3]! * b[i + 3]!;
+    s0 += a[aOffset + i]! * b[bOffset + i]!;
+    s1 += a[aOffset + i + 1]! * b[bOffset + i + 1]!;
+    s2 += a[aOffset + i + 2]! * b[bOffset + i + 2]!;
+    s3 += a[aOffset + i + 3]! * b[bOffset + i + 3]!;
   }
-  for (; i < n; i++) s0 += a[i]! * b[i]!;
+  for (; i < n; i++) s0 += a[aOffset + i]! * b[bOffset + i]!;
   return s0 + s1 + (s2 + s3);
 }
 

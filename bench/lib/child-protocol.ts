@@ -7,6 +7,7 @@
  * Kept free of onnxruntime imports: transformers.js's child imports it too.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
+import type { BgeM3Dtype } from '../../src/index.js';
 import type { WorkloadName } from './workloads.js';
 
 export const MESSAGE_PREFIX = '@@bench ';
@@ -27,6 +28,18 @@ export interface ChildConfig {
   mode?: 'batch' | 'single';
   /** onnxruntime intra-op threads (undefined: each system's own default). */
   threads?: number;
+  /**
+   * bge-m3-rag-hub only: load the repo id from this Hugging Face cache, offline, with the
+   * package's `dtype` (as users do), instead of `modelDir`.
+   */
+  hub?: { repo: string; cacheDir: string; dtype: BgeM3Dtype };
+}
+
+/** This package's `model.info.attention`: how many encoder layers run fused attention, and why not. */
+export interface AttentionInfo {
+  fused: boolean;
+  layers: number;
+  reason?: string;
 }
 
 /** What a workload file holds (written once by the parent, read by every child). */
@@ -41,7 +54,7 @@ export interface WorkloadFile {
 }
 
 export type ChildMessage =
-  | { type: 'load'; seconds: number; rssMB: number; detail?: Record<string, unknown> }
+  | { type: 'load'; seconds: number; rssMB: number; attention?: AttentionInfo; detail?: Record<string, unknown> }
   | {
       type: 'result';
       workload: WorkloadName;

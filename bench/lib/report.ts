@@ -2,12 +2,23 @@
  * Turns measured rows into the benchmark's outputs: ratios against the alternatives, the targets
  * of issue 6, a console table, `latest.md` and `latest.json`.
  */
-import type { Dtype, Outputs } from './child-protocol.js';
+import type { AttentionInfo, Dtype, Outputs } from './child-protocol.js';
 import type { RooflineRates } from '../systems/roofline.js';
 import { encoderFlops, type XlmrShape } from './xlmr-shape.js';
 import type { WorkloadName } from './workloads.js';
 
-export type SystemName = 'bge-m3-rag' | 'ort-floor' | 'transformers.js-batch' | 'transformers.js-single' | 'roofline';
+export type SystemName = 'bge-m3-rag' | 'bge-m3-rag-hub' | 'ort-floor' | 'transformers.js-batch' | 'transformers.js-single' | 'roofline';
+
+/**
+ * The systems that run this package: from the plain model folder, and as users load it (the repo id
+ * through the Hugging Face cache). Their rows have both outputs settings and record the attention fusion.
+ */
+export const PACKAGE_SYSTEMS: readonly SystemName[] = ['bge-m3-rag', 'bge-m3-rag-hub'];
+
+/** Whether `system` runs this package (see {@link PACKAGE_SYSTEMS}). */
+export function isPackageSystem(system: SystemName): boolean {
+  return PACKAGE_SYSTEMS.includes(system);
+}
 
 /** One line of `latest.json` (the first six fields are the contract other tools read). */
 export interface ResultRow {
@@ -27,6 +38,8 @@ export interface ResultRow {
   loadSeconds?: number;
   /** 1-minute load average when the run started: above ~0.5 the machine was not quiet. */
   loadAverage?: number;
+  /** This package's rows: `model.info.attention` of the process (fused layers, or why none). */
+  attention?: AttentionInfo;
   detail?: Record<string, unknown>;
   /** Filled by {@link addRatios}. */
   ratios?: Partial<Record<'vsFloor' | 'vsTransformersJsSingle' | 'vsTransformersJsBatch' | 'ofRoofline' | 'vsDenseOnly' | 'vsFp32', number>>;
@@ -79,11 +92,11 @@ export function addRatios(rows: ResultRow[]): void {
     const ratio = (other: ResultRow | undefined) => (other && other.tokensPerSecond > 0 ? r.tokensPerSecond / other.tokensPerSecond : undefined);
     const ratios: NonNullable<ResultRow['ratios']> = {};
     if (r.system !== 'ort-floor') ratios.vsFloor = ratio(find(rows, r.workload, 'ort-floor', r.dtype));
-    if (r.system === 'bge-m3-rag') {
+    if (isPackageSystem(r.system)) {
       ratios.vsTransformersJsSingle = ratio(find(rows, r.workload, 'transformers.js-single', r.dtype));
       ratios.vsTransformersJsBatch = ratio(find(rows, r.workload, 'transformers.js-batch', r.dtype));
-      if (r.outputs === 'all') ratios.vsDenseOnly = ratio(find(rows, r.workload, 'bge-m3-rag', r.dtype, 'dense'));
-      if (r.dtype === 'int8') ratios.vsFp32 = ratio(find(rows, r.workload, 'bge-m3-rag', 'fp32', r.outputs));
+      if (r.outputs === 'all') ratios.vsDenseOnly = ratio(find(rows, r.workload, r.system, r.dtype, 'dense'));
+      if (r.dtype === 'int8') ratios.vsFp32 = ratio(find(rows, r.workload, r.system, 'fp32', r.outputs));
     }
     ratios.ofRoofline = ratio(find(rows, r.workload, 'roofline', r.dtype));
     for (const k of Object.keys(ratios) as (keyof typeof ratios)[]) if (ratios[k] === undefined) delete ratios[k];
@@ -128,30 +141,47 @@ export function checkTargets(rows: ResultRow[]): TargetCheck[] {
 const fmt = (n: number | undefined, digits = 2) => (n === undefined ? '' : n.toFixed(digits));
 const x = (n: number | undefined) => (n === undefined ? '' : `${n.toFixed(2)}x`);
 
-const SYSTEM_ORDER: SystemName[] = ['bge-m3-rag', 'ort-floor', 'transformers.js-single', 'transformers.js-batch', 'roofline'];
+const SYSTEM_ORDER: SystemName[] = ['bge-m3-rag', 'bge-m3-rag-hub', 'ort-floor', 'transformers.js-single', 'transformers.js-batch', 'roofline'];
 
+/** By dtype, then system, this package's two sources side by side for each outputs setting. */
 function sortRows(rows: ResultRow[]): ResultRow[] {
+  const group = (s: SystemName) => (isPackageSystem(s) ? 0 : SYSTEM_ORDER.indexOf(s));
   return [...rows].sort(
     (a, b) =>
       a.dtype.localeCompare(b.dtype) ||
-      SYSTEM_ORDER.indexOf(a.system) - SYSTEM_ORDER.indexOf(b.system) ||
-      a.outputs.localeCompare(b.outputs),
+      group(a.system) - group(b.system) ||
+      a.outputs.localeCompare(b.outputs) ||
+      SYSTEM_ORDER.indexOf(a.system) - SYSTEM_ORDER.indexOf(b.system),
   );
 }
 
-const HEADER = ['system', 'dtype', 'outputs', 'tokens/s', 'vs floor', 'vs tjs single', 'vs tjs batch', 'of roofline', 'peak RSS MB', 'load s'];
+const HEADER = ['system', 'dtype', 'outputs', 'tokens/s', 'vs floor', 'vs tjs single', 'vs tjs batch', 'of roofline', 'peak RSS MB', 'fused attention', 'load s'];
+
+/** `24 layers`, `no` (see {@link attentionNotes}), or empty for other systems' rows. */
+function fusedCell(r: ResultRow): string {
+  if (!r.attention) return '';
+  return r.attention.fused ? `${r.attention.layers} layers` : 'no';
+}
+
+/** One line per row of this package whose attention was not fused, with the reason the package gave. */
+export function attentionNotes(rows: ResultRow[]): string[] {
+  return sortRows(rows.filter((r) => r.attention && !r.attention.fused)).map(
+    (r) => `${r.workload}, ${r.system} ${r.dtype} ${r.outputs}: attention not fused (${r.attention!.reason ?? 'no reason given'})`,
+  );
+}
 
 function cells(r: ResultRow): string[] {
   return [
     r.system,
     r.dtype,
-    r.system === 'bge-m3-rag' ? r.outputs : '',
+    isPackageSystem(r.system) ? r.outputs : '',
     fmt(r.tokensPerSecond, 1),
     x(r.ratios?.vsFloor),
     x(r.ratios?.vsTransformersJsSingle),
     x(r.ratios?.vsTransformersJsBatch),
     r.ratios?.ofRoofline === undefined ? '' : `${(r.ratios.ofRoofline * 100).toFixed(0)}%`,
     r.system === 'roofline' ? '' : String(r.peakRssMB),
+    fusedCell(r),
     fmt(r.loadSeconds, 1),
   ];
 }
@@ -173,6 +203,12 @@ export function toMarkdown(results: BenchResults, descriptions: Partial<Record<W
     lines.push(`| ${HEADER.join(' | ')} |`);
     lines.push(`| ${HEADER.map((_, i) => (i < 3 ? '---' : '---:')).join(' | ')} |`);
     for (const r of rows) lines.push(`| ${cells(r).join(' | ')} |`);
+    lines.push('');
+  }
+  const notes = attentionNotes(results.rows);
+  if (notes.length > 0) {
+    lines.push('Unfused attention:');
+    for (const n of notes) lines.push(`- ${n}`);
     lines.push('');
   }
   if (results.skipped.length > 0) {

@@ -1,7 +1,8 @@
 /**
  * Child process: this package. `BgeM3Model.load` with its defaults, then `encode(texts)` per
  * workload with dense only or all three outputs: tokenization, batching, heads and per-text results
- * included in the time.
+ * included in the time. From the plain model folder (`bge-m3-rag`), or as users load it, a repo id
+ * from the Hugging Face cache (`bge-m3-rag-hub`, `config.hub`).
  */
 import { BgeM3Model } from '../../src/index.js';
 import { currentRssMB, emit, measure, readChildConfig, readWorkloadFile, runChild } from '../lib/child-protocol.js';
@@ -9,12 +10,13 @@ import { graphFile } from '../lib/model-generator.js';
 
 runChild(async () => {
   const config = readChildConfig();
+  const { hub } = config;
+  const threads = config.threads ? { threads: config.threads } : {};
   const t0 = performance.now();
-  const model = await BgeM3Model.load(config.modelDir, {
-    modelFile: graphFile(config.dtype),
-    ...(config.threads ? { threads: config.threads } : {}),
-  });
-  emit({ type: 'load', seconds: (performance.now() - t0) / 1000, rssMB: currentRssMB() });
+  const model = hub
+    ? await BgeM3Model.load(hub.repo, { cacheDir: hub.cacheDir, offline: true, dtype: hub.dtype, ...threads })
+    : await BgeM3Model.load(config.modelDir, { modelFile: graphFile(config.dtype), ...threads });
+  emit({ type: 'load', seconds: (performance.now() - t0) / 1000, rssMB: currentRssMB(), attention: model.info.attention });
   const all = config.outputs === 'all';
   const options = { returnDense: true, returnSparse: all, returnColbertVecs: all };
   await model.encode(['warm-up: allocate buffers before timing'], options);

@@ -7,9 +7,10 @@ import { Embeddings, type EmbeddingsParams } from '@langchain/core/embeddings';
 import { chunkArray } from '@langchain/core/utils/chunk_array';
 import { BgeM3Error } from '../errors.js';
 import type { BgeM3Model } from '../model/bge-m3-model.js';
-import { ModelHandle, type BgeM3ModelFields } from '../model/model-option.js';
-import { checkInteger, checkStrings, describeValue } from '../option-checks.js';
+import { ModelHandle, type BgeM3ModelFields } from '../shared/model-option.js';
+import { checkInteger, checkStrings, describeValue } from '../shared/checks.js';
 import { embedDense } from './dense.js';
+import { DEFAULT_BATCH_SIZE } from '../shared/defaults.js';
 
 export interface BgeM3EmbeddingsParams extends EmbeddingsParams, BgeM3ModelFields {
   /** Texts per `encode` call (and at most per onnxruntime batch). Default 256 (FlagEmbedding's). */
@@ -41,7 +42,7 @@ export class BgeM3Embeddings extends Embeddings {
     const maxRetries = checkInteger(fields.maxRetries ?? 0, 'BgeM3Embeddings: maxRetries', 0);
     super({ maxConcurrency, maxRetries, onFailedAttempt: fields.onFailedAttempt });
     this.handle = new ModelHandle(fields, 'BgeM3Embeddings');
-    this.batchSize = checkInteger(fields.batchSize ?? 256, 'BgeM3Embeddings: batchSize', 1);
+    this.batchSize = checkInteger(fields.batchSize ?? DEFAULT_BATCH_SIZE, 'BgeM3Embeddings: batchSize', 1);
     this.maxLength = fields.maxLength === undefined ? undefined : checkInteger(fields.maxLength, 'BgeM3Embeddings: maxLength', 2);
     this.onProgress = fields.onProgress;
   }

@@ -5,9 +5,10 @@
 import { BaseEmbedding } from '@llamaindex/core/embeddings';
 import { BgeM3Error } from '../errors.js';
 import type { BgeM3Model } from '../model/bge-m3-model.js';
-import { ModelHandle, type BgeM3ModelFields } from '../model/model-option.js';
-import { checkInteger, checkStrings, describeValue } from '../option-checks.js';
+import { ModelHandle, type BgeM3ModelFields } from '../shared/model-option.js';
+import { checkInteger, checkStrings, describeValue } from '../shared/checks.js';
 import { embedDense } from './dense.js';
+import { DEFAULT_BATCH_SIZE, DEFAULT_PASSAGE_LENGTH } from '../shared/defaults.js';
 
 export interface BgeM3EmbeddingOptions extends BgeM3ModelFields {
   /**
@@ -29,9 +30,9 @@ export class BgeM3Embedding extends BaseEmbedding {
   constructor(options: BgeM3EmbeddingOptions = {}) {
     super();
     this.handle = new ModelHandle(options, 'BgeM3Embedding');
-    this.embedBatchSize = checkInteger(options.embedBatchSize ?? 256, 'BgeM3Embedding: embedBatchSize', 1);
+    this.embedBatchSize = checkInteger(options.embedBatchSize ?? DEFAULT_BATCH_SIZE, 'BgeM3Embedding: embedBatchSize', 1);
     this.maxLength = options.maxLength === undefined ? undefined : checkInteger(options.maxLength, 'BgeM3Embedding: maxLength', 2);
-    this.embedInfo = { maxTokens: this.maxLength ?? 8192 };
+    this.embedInfo = { maxTokens: this.maxLength ?? DEFAULT_PASSAGE_LENGTH };
   }
 
   /** The model (loaded on first call when `model` was a source string). */

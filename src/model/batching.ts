@@ -13,6 +13,7 @@
  * path). Cutting a sorted list optimally is a small dynamic programme over the cut points:
  * O(texts × batchSize).
  */
+import { DEFAULT_BATCH_SIZE, DEFAULT_MAX_BATCH_TOKENS } from '../shared/defaults.js';
 export interface BatchPlanOptions {
   /** Upper bound on `count × longest` per batch. A single longer text still forms its own batch. */
   maxBatchTokens: number;
@@ -29,7 +30,7 @@ export interface BatchPlanOptions {
  * at 1-2k padded tokens per batch and falls ~15% by 8k (activations of `batch × length × 4096`
  * floats outgrow the caches), while memory keeps growing with it.
  */
-export const DEFAULT_BATCH_PLAN: Readonly<BatchPlanOptions> = { batchSize: 256, maxBatchTokens: 2048 };
+export const DEFAULT_BATCH_PLAN: Readonly<BatchPlanOptions> = { batchSize: DEFAULT_BATCH_SIZE, maxBatchTokens: DEFAULT_MAX_BATCH_TOKENS };
 
 /** Fixed cost of one encoder run, in tokens' worth of compute (measured: ~25-35). */
 const RUN_OVERHEAD_TOKENS = 32;

@@ -4,7 +4,6 @@
  */
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import type * as ort from 'onnxruntime-node';
 import pLimit from 'p-limit';
@@ -18,53 +17,19 @@ import {
   type LexicalWeights,
   type M3PairScore,
 } from '../scores.js';
-import { checkInteger, describeValue as describe } from '../option-checks.js';
+import { checkInteger, checkMaxLength, checkPositiveInteger, checkStrings, describeValue as describe } from '../shared/checks.js';
+import { DEFAULT_PASSAGE_LENGTH, DEFAULT_QUERY_LENGTH } from '../shared/defaults.js';
 import { DEFAULT_BATCH_PLAN, planBatches } from './batching.js';
 import { openBackend, type InferenceBackend } from './inference-backend.js';
-import { locateModelFiles, type BgeM3Dtype } from './model-files.js';
-import type { DownloadProgressCallback } from './sources/progress.js';
-import { readGraphInfo } from './sources/graph-info.js';
-import { resolveModelSource } from './sources/resolve-source.js';
+import { locateModelFiles } from './model-files.js';
+import { readGraphInfo } from './graph-info.js';
+import { resolveModelSource, type ModelSourceOptions } from '../hub/resolve-source.js';
 import { BgeM3Tokenizer } from './tokenizer.js';
 
-export interface BgeM3LoadOptions {
-  /** Hub revision (branch, tag or 40-hex commit) when `source` is a repo id. Default `'main'`. */
-  revision?: string;
-  /**
-   * Hugging Face hub cache (shared with Python's huggingface_hub). Default: `HF_HUB_CACHE`, else
-   * `$HF_HOME/hub`, else `~/.cache/huggingface/hub`.
-   */
-  cacheDir?: string;
-  /** Hub base URL (a mirror or a private hub). Default: `HF_ENDPOINT`, else `https://huggingface.co`. */
-  hubUrl?: string;
-  /** Token for private or gated repos. Default: `HF_TOKEN`, else the token `huggingface-cli login` saved. */
-  token?: string;
-  /**
-   * Never open a connection: load from the cache or fail with a list of the missing files.
-   * Default: `HF_HUB_OFFLINE=1`. Even when online, a repo whose files are all cached loads without
-   * contacting the hub.
-   */
-  offline?: boolean;
-  /**
-   * Graph precision: `'fp32'` (default) → `onnx/model.onnx`, `'fp16'` → `onnx/model_fp16.onnx`,
-   * `'q8'` → `onnx/model_quantized.onnx` (Xenova/bge-m3 naming; a root-level `model*.onnx` also
-   * matches). `modelFile` overrides it.
-   */
-  dtype?: BgeM3Dtype;
-  /**
-   * A hub repo id or directory to take `colbert_linear.pt` / `sparse_linear.pt` from when the model
-   * lacks them, e.g. `{ dtype: 'q8', heads: 'BAAI/bge-m3' }` with source `'Xenova/bge-m3'`.
-   */
-  heads?: string;
-  /** Download progress (bytes, rate, ETA per file). Default: a progress line on stderr when it is a terminal. */
-  onProgress?: DownloadProgressCallback;
+/** Options of {@link BgeM3Model.load}: where the model comes from (hub and file choice), and how it runs. */
+export interface BgeM3LoadOptions extends ModelSourceOptions {
   /** onnxruntime intra-op threads. Default: onnxruntime's own choice (the number of physical cores). */
   threads?: number;
-  /**
-   * The graph to load, relative to the model directory. Default: `onnx/model.onnx`, else `model.onnx`.
-   * E.g. `onnx/model_quantized.onnx` for Xenova/bge-m3's int8 export.
-   */
-  modelFile?: string;
   /** onnxruntime graph optimization level. Default `'all'`. */
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
   /**
@@ -168,10 +133,7 @@ export class BgeM3Model {
     if (typeof source !== 'string' || source.length === 0) {
       throw new BgeM3Error('INVALID_ARGUMENT', `BgeM3Model.load: expected a model directory or a hub repo id such as "BAAI/bge-m3", got ${describe(source)}.`);
     }
-    const threads = options.threads;
-    if (threads !== undefined && !(Number.isInteger(threads) && threads > 0)) {
-      throw new BgeM3Error('INVALID_ARGUMENT', `threads must be a positive integer (e.g. ${availableParallelism()}); got ${describe(threads)}.`);
-    }
+    const threads = options.threads === undefined ? undefined : checkPositiveInteger(options.threads, 'threads');
     const maxBatchTokens = checkInteger(options.maxBatchTokens ?? DEFAULT_BATCH_PLAN.maxBatchTokens, 'maxBatchTokens', 1);
     const concurrency = checkInteger(options.concurrency ?? 2, 'concurrency', 1);
     const resolved = await resolveModelSource(source, options);
@@ -254,8 +216,8 @@ export class BgeM3Model {
    */
   async tokenize(texts: string[], options: { maxLength?: number } = {}): Promise<number[][]> {
     this.assertUsable();
-    checkTexts(texts);
-    const maxLength = this.checkMaxLength(options.maxLength ?? this.defaultLength(8192), 'maxLength');
+    checkStrings(texts, 'texts');
+    const maxLength = this.checkMaxLength(options.maxLength ?? this.defaultLength(DEFAULT_PASSAGE_LENGTH), 'maxLength');
     return this.tokenizeAll(texts, maxLength);
   }
 
@@ -266,13 +228,13 @@ export class BgeM3Model {
    */
   async encode(texts: string[], options: BgeM3EncodeOptions = {}): Promise<BgeM3EncodeResult> {
     this.assertUsable();
-    checkTexts(texts);
+    checkStrings(texts, 'texts');
     const returnDense = options.returnDense ?? true;
     const returnSparse = options.returnSparse ?? false;
     const returnColbert = options.returnColbertVecs ?? false;
     const batchSize = checkInteger(options.batchSize ?? DEFAULT_BATCH_PLAN.batchSize, 'batchSize', 1);
     const maxBatchTokens = checkInteger(options.maxBatchTokens ?? this.maxBatchTokens, 'maxBatchTokens', 1);
-    const maxLength = this.checkMaxLength(options.maxLength ?? this.defaultLength(8192), 'maxLength');
+    const maxLength = this.checkMaxLength(options.maxLength ?? this.defaultLength(DEFAULT_PASSAGE_LENGTH), 'maxLength');
     this.checkHeadsAvailable(returnSparse, returnColbert);
 
     const n = texts.length;
@@ -345,8 +307,8 @@ export class BgeM3Model {
       }
     });
     const weights = checkModeWeights(options.weightsForDifferentModes ?? [1, 1, 1]);
-    const maxQueryLength = this.checkMaxLength(options.maxQueryLength ?? this.defaultLength(512), 'maxQueryLength');
-    const maxPassageLength = this.checkMaxLength(options.maxPassageLength ?? this.defaultLength(8192), 'maxPassageLength');
+    const maxQueryLength = this.checkMaxLength(options.maxQueryLength ?? this.defaultLength(DEFAULT_QUERY_LENGTH), 'maxQueryLength');
+    const maxPassageLength = this.checkMaxLength(options.maxPassageLength ?? this.defaultLength(DEFAULT_PASSAGE_LENGTH), 'maxPassageLength');
     this.checkHeadsAvailable(true, true);
     const out: BgeM3ScoreResult = { dense: [], sparse: [], colbert: [], 'sparse+dense': [], 'colbert+sparse+dense': [] };
     const all = { returnDense: true, returnSparse: true, returnColbertVecs: true, batchSize: options.batchSize };
@@ -422,19 +384,7 @@ export class BgeM3Model {
   }
 
   private checkMaxLength(value: unknown, option: string): number {
-    if (!Number.isInteger(value) || (value as number) < 2) {
-      throw new BgeM3Error(
-        'INVALID_ARGUMENT',
-        `${option} must be an integer >= 2 (it counts <s> and </s>); got ${describe(value)}.`,
-      );
-    }
-    if ((value as number) > this.maxPositions) {
-      throw new BgeM3Error(
-        'INVALID_ARGUMENT',
-        `${option} ${value} exceeds the ${this.maxPositions} tokens this model's position embeddings allow; use at most ${this.maxPositions}.`,
-      );
-    }
-    return value as number;
+    return checkMaxLength(value, option, this.maxPositions);
   }
 
   private checkHeadsAvailable(sparse: boolean, colbert: boolean): void {
@@ -504,16 +454,6 @@ function uniqueIndex(texts: string[]): { texts: string[]; index: number[] } {
   return { texts: [...seen.keys()], index };
 }
 
-function checkTexts(texts: unknown): asserts texts is string[] {
-  if (!Array.isArray(texts)) {
-    throw new BgeM3Error('INVALID_ARGUMENT', `Expected an array of strings; got ${describe(texts)}. Wrap a single text in an array.`);
-  }
-  for (let i = 0; i < texts.length; i++) {
-    if (typeof texts[i] !== 'string') {
-      throw new BgeM3Error('INVALID_ARGUMENT', `texts[${i}] is ${describe(texts[i])}; every entry must be a string.`);
-    }
-  }
-}
 
 interface ModelConfig {
   /** The config.json read, if any. */

@@ -6,6 +6,8 @@
  * batch inputs are small and results come back as transferred buffers, without copies.
  * `{ worker: false }` keeps everything in the calling thread (for environments without workers).
  */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { Worker, type MessagePort } from 'node:worker_threads';
 import { BgeM3Error, type BgeM3ErrorCode } from '../errors.js';
 import { BatchRunner, type BatchOutputs, type BatchWants, type RunnerInfo, type RunnerSpec } from './batch-runner.js';
@@ -102,17 +104,24 @@ export function serveBatchRunner(port: MessagePort): void {
 // --- the calling side ---------------------------------------------------------------------------
 
 /**
- * Starts the worker script that sits beside this module: built `.js`/`.cjs`, or `.ts` from source.
- * The worker gets no Node flags of the parent (`execArgv: []`): it needs none, and some, such as
- * `--input-type` from `node -e`, make a worker fail to start.
+ * Starts the worker script that sits beside this module (`.js` or `.cjs`, as this module is). When
+ * this module runs from the repository's TypeScript sources (tests, examples under tsx), the
+ * checkout's built worker (`dist/`, made by `npm run build`; `npm test` builds first) runs the
+ * sessions: production code imports no dev tool to load `.ts` in a thread. The worker gets no Node
+ * flags of the parent (`execArgv: []`): it needs none, and some, such as `--input-type` from
+ * `node -e`, make a worker fail to start.
  */
 function startWorker(): Worker {
   const here = import.meta.url;
   if (/\.[cm]?ts$/.test(new URL(here).pathname)) {
-    // Running from TypeScript sources (tests, tsx): load the worker through tsx as well.
-    const url = new URL('./inference-worker.ts', here).href;
-    const code = `import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(url)}); })`;
-    return new Worker(code, { eval: true, execArgv: [] });
+    const built = new URL('../../dist/inference-worker.js', here);
+    if (!existsSync(fileURLToPath(built))) {
+      throw new BgeM3Error(
+        'WORKER_FAILED',
+        `bge-m3-rag runs from its TypeScript sources and its inference worker is not built (${fileURLToPath(built)}): run npm run build, or load with { worker: false }.`,
+      );
+    }
+    return new Worker(built, { execArgv: [] });
   }
   return new Worker(new URL(here.endsWith('.cjs') ? './inference-worker.cjs' : './inference-worker.js', here), { execArgv: [] });
 }

@@ -6,16 +6,16 @@ import type { Callbacks } from '@langchain/core/callbacks/manager';
 import { Document, type DocumentInterface } from '@langchain/core/documents';
 import { BaseDocumentCompressor } from '@langchain/core/retrievers/document_compressors';
 import { BgeM3Error } from '../errors.js';
-import { checkInteger, describeValue } from '../option-checks.js';
+import { checkInteger, describeValue } from '../shared/checks.js';
 import type { M3Reranker, M3RerankResult } from './m3-reranker.js';
-import { RerankerHandle, type BgeM3RerankFields } from './reranker-handle.js';
+import { RerankerHandle, type M3RerankerAdapterOptions } from './reranker-handle.js';
 
 /**
  * Options: `model` (instance or source, default `'BAAI/bge-m3'`), `topN` (default 3), `weights`
  * (default `[0.4, 0.2, 0.4]`), `maxQueryLength` (512), `maxPassageLength` (8192), `batchSize`,
  * `cacheMaxBytes`.
  */
-export type BgeM3RerankerParams = BgeM3RerankFields;
+export type BgeM3RerankerParams = M3RerankerAdapterOptions;
 
 /** Metadata the compressor adds to each returned document copy. */
 export interface BgeM3RerankMetadata {

@@ -7,11 +7,11 @@ import type { BaseNodePostprocessor } from '@llamaindex/core/postprocessor';
 import { MetadataMode, type NodeWithScore } from '@llamaindex/core/schema';
 import { extractText } from '@llamaindex/core/utils';
 import { BgeM3Error } from '../errors.js';
-import { describeValue } from '../option-checks.js';
+import { describeValue } from '../shared/checks.js';
 import type { M3Reranker } from './m3-reranker.js';
-import { RerankerHandle, type BgeM3RerankFields } from './reranker-handle.js';
+import { RerankerHandle, type M3RerankerAdapterOptions } from './reranker-handle.js';
 
-export interface BgeM3RerankOptions extends BgeM3RerankFields {
+export interface BgeM3RerankOptions extends M3RerankerAdapterOptions {
   /**
    * Which node text to score: `getContent(metadataMode)`. Default `MetadataMode.NONE`: the node's
    * text only, like LangChain's `pageContent` and FlagEmbedding's passages (metadata such as file

@@ -6,8 +6,9 @@
  */
 import { BgeM3Error } from '../errors.js';
 import type { BgeM3Model } from '../model/bge-m3-model.js';
-import { isBgeM3Model } from '../model/model-option.js';
-import { checkInteger, checkStrings, describeValue } from '../option-checks.js';
+import { isBgeM3Model } from '../shared/model-option.js';
+import { checkInteger, checkMaxLength, checkStrings, describeValue } from '../shared/checks.js';
+import { DEFAULT_BATCH_SIZE, DEFAULT_PASSAGE_LENGTH, DEFAULT_QUERY_LENGTH } from '../shared/defaults.js';
 import { checkModeWeights, colbertScore, combineScores, dot, lexicalMatchingScore, type ModeWeights } from '../scores.js';
 import { PassageCache, type PassageCacheStats, type TextEncoding } from './passage-cache.js';
 
@@ -40,7 +41,8 @@ export interface M3RerankerOptions {
   cacheMaxBytes?: number;
 }
 
-export interface M3RerankOptions {
+/** Options of one `M3Reranker.rerank` call. */
+export interface M3RerankerCallOptions {
   /** Return only the best `topN` results. Default: all of them. */
   topN?: number;
   /** Called as passages that were not cached get encoded. */
@@ -48,6 +50,9 @@ export interface M3RerankOptions {
   /** Aborts encoding between batches. */
   signal?: AbortSignal;
 }
+
+/** @deprecated Renamed {@link M3RerankerCallOptions}; this alias goes in the next release. */
+export type M3RerankOptions = M3RerankerCallOptions;
 
 /** One reranked passage. */
 export interface M3RerankResult {
@@ -87,9 +92,9 @@ export class M3Reranker {
     this.model = model;
     this.weights = checkModeWeights(options.weights ?? DEFAULT_RERANK_WEIGHTS, 'weights');
     // Defaults capped by the model's position table, so a model with a shorter one works out of the box.
-    this.maxQueryLength = checkLength(options.maxQueryLength ?? Math.min(512, model.maxPositions), 'maxQueryLength', model);
-    this.maxPassageLength = checkLength(options.maxPassageLength ?? Math.min(8192, model.maxPositions), 'maxPassageLength', model);
-    this.batchSize = checkInteger(options.batchSize ?? 256, 'batchSize', 1);
+    this.maxQueryLength = checkMaxLength(options.maxQueryLength ?? Math.min(DEFAULT_QUERY_LENGTH, model.maxPositions), 'maxQueryLength', model.maxPositions);
+    this.maxPassageLength = checkMaxLength(options.maxPassageLength ?? Math.min(DEFAULT_PASSAGE_LENGTH, model.maxPositions), 'maxPassageLength', model.maxPositions);
+    this.batchSize = checkInteger(options.batchSize ?? DEFAULT_BATCH_SIZE, 'batchSize', 1);
     this.cache = new PassageCache(checkInteger(options.cacheMaxBytes ?? DEFAULT_RERANK_CACHE_BYTES, 'cacheMaxBytes', 0));
   }
 
@@ -99,7 +104,7 @@ export class M3Reranker {
    * pairs, weights and lengths. An empty passage list returns `[]` without touching the model;
    * identical passages are encoded once and each gets its own result.
    */
-  async rerank(query: string, passages: string[], options: M3RerankOptions = {}): Promise<M3RerankResult[]> {
+  async rerank(query: string, passages: string[], options: M3RerankerCallOptions = {}): Promise<M3RerankResult[]> {
     if (typeof query !== 'string') {
       throw new BgeM3Error('INVALID_ARGUMENT', `rerank: the query must be a string; got ${describeValue(query)}.`);
     }
@@ -136,7 +141,7 @@ export class M3Reranker {
   }
 
   /** Encodings for each passage (in input order): cached, being encoded by another call, or encoded now in one batch. */
-  private async encodePassages(passages: string[], options: M3RerankOptions): Promise<TextEncoding[]> {
+  private async encodePassages(passages: string[], options: M3RerankerCallOptions): Promise<TextEncoding[]> {
     const byKey = new Map<string, Promise<TextEncoding> | TextEncoding>();
     const missing = new Map<string, string>(); // key -> text, to encode in this call
     const borrowed = new Map<string, string>(); // key -> text, being encoded by another call
@@ -185,7 +190,7 @@ export class M3Reranker {
   }
 
   /** All three outputs of each text, in order. */
-  private async encodeTexts(texts: string[], maxLength: number, options: M3RerankOptions): Promise<TextEncoding[]> {
+  private async encodeTexts(texts: string[], maxLength: number, options: M3RerankerCallOptions): Promise<TextEncoding[]> {
     const r = await this.model.encode(texts, {
       returnDense: true,
       returnSparse: true,
@@ -202,15 +207,4 @@ export class M3Reranker {
   private cacheKey(text: string): string {
     return `${this.maxPassageLength}\u0000${text}`;
   }
-}
-
-function checkLength(value: unknown, option: string, model: BgeM3Model): number {
-  const n = checkInteger(value, option, 2);
-  if (n > model.maxPositions) {
-    throw new BgeM3Error(
-      'INVALID_ARGUMENT',
-      `${option} ${n} exceeds the ${model.maxPositions} tokens this model's position embeddings allow; use at most ${model.maxPositions}.`,
-    );
-  }
-  return n;
 }

@@ -3,13 +3,13 @@
  * built (not at the first query), and one `M3Reranker` created once the model is available, so
  * its passage cache lives as long as the adapter.
  */
-import { ModelHandle, type BgeM3ModelFields } from '../model/model-option.js';
-import { checkInteger } from '../option-checks.js';
+import { ModelHandle, type BgeM3ModelFields } from '../shared/model-option.js';
+import { checkInteger } from '../shared/checks.js';
 import { checkModeWeights } from '../scores.js';
 import { DEFAULT_RERANK_WEIGHTS, M3Reranker, type M3RerankerOptions } from './m3-reranker.js';
 
 /** Options of the framework rerankers. */
-export interface BgeM3RerankFields extends BgeM3ModelFields, Omit<M3RerankerOptions, 'model'> {
+export interface M3RerankerAdapterOptions extends BgeM3ModelFields, Omit<M3RerankerOptions, 'model'> {
   /** How many documents to keep. Default 3 (as LangChain's `CohereRerank`). */
   topN?: number;
 }
@@ -23,7 +23,7 @@ export class RerankerHandle {
   private readonly options: Omit<M3RerankerOptions, 'model'>;
   private reranker: Promise<M3Reranker> | undefined;
 
-  constructor(fields: BgeM3RerankFields, owner: string) {
+  constructor(fields: M3RerankerAdapterOptions, owner: string) {
     this.model = new ModelHandle(fields, owner);
     this.topN = checkInteger(fields.topN ?? DEFAULT_TOP_N, `${owner}: topN`, 1);
     // Checked now so a bad option fails at construction; the token bounds need the model (M3Reranker checks them).

@@ -7,9 +7,10 @@ import type { CallbackManagerForRetrieverRun } from '@langchain/core/callbacks/m
 import { Document, type DocumentInterface } from '@langchain/core/documents';
 import { BaseRetriever, type BaseRetrieverInput } from '@langchain/core/retrievers';
 import { BgeM3Error } from '../errors.js';
-import { describe, resolveSearchOptions } from './fusion.js';
-import { MemoryHybridIndex, type MemoryHybridIndexOptions } from './memory-hybrid-index.js';
-import type { HybridAddOptions, HybridIndex, HybridSearchOptions, HybridSearchResult } from './types.js';
+import { describeValue as describe } from '../shared/checks.js';
+import { resolveSearchOptions } from '../stores/fusion.js';
+import { MemoryHybridIndex, type MemoryHybridIndexOptions } from '../stores/memory/memory-hybrid-index.js';
+import type { HybridAddOptions, HybridIndex, HybridSearchOptions, HybridSearchResult } from '../stores/types.js';
 
 /** Search options a retriever applies to every query. */
 export type BgeM3HybridSearchFields = Omit<HybridSearchOptions, 'signal'>;

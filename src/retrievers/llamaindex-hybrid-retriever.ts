@@ -8,9 +8,10 @@ import { BaseRetriever } from '@llamaindex/core/retriever';
 import { MetadataMode, TextNode, type BaseNode, type NodeWithScore } from '@llamaindex/core/schema';
 import { extractText } from '@llamaindex/core/utils';
 import { BgeM3Error } from '../errors.js';
-import { describe, resolveSearchOptions } from './fusion.js';
-import { MemoryHybridIndex, type MemoryHybridIndexOptions } from './memory-hybrid-index.js';
-import type { HybridAddOptions, HybridIndex, HybridSearchOptions, HybridSearchResult } from './types.js';
+import { describeValue as describe } from '../shared/checks.js';
+import { resolveSearchOptions } from '../stores/fusion.js';
+import { MemoryHybridIndex, type MemoryHybridIndexOptions } from '../stores/memory/memory-hybrid-index.js';
+import type { HybridAddOptions, HybridIndex, HybridSearchOptions, HybridSearchResult } from '../stores/types.js';
 
 /** Search options a retriever applies to every query; `similarityTopK` is LlamaIndex's name for `k`. */
 export type BgeM3HybridSearchFields = Omit<HybridSearchOptions, 'signal'> & { similarityTopK?: number };

@@ -1,8 +1,8 @@
 /**
  * The benchmark harness, without timing anything: workloads are deterministic with exact token
  * counts, the report arithmetic (roofline, ratios, targets) is right, peak RSS can be reset per
- * workload, and `bench/run.ts --tiny` runs end to end (model generation, child processes, results
- * files whose rows follow the `latest.json` contract).
+ * workload, and `bench/run.ts --tiny` runs end to end (model generation, the hub cache filled from
+ * the local hub stand-in, child processes, results files whose rows follow the `latest.json` contract).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -125,11 +125,11 @@ describe('bench/run.ts --tiny, end to end', () => {
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('generates the model, runs each system in a child process and writes results with the contract rows', () => {
+  it('generates the model, fills the hub cache, runs each system in a child process and writes results with the contract rows', () => {
     const tsx = createRequire(import.meta.url).resolve('tsx/cli');
     const r = spawnSync(
       process.execPath,
-      [tsx, join(REPO_DIR, 'bench/run.ts'), '--tiny', '--systems', 'bge-m3-rag,ort-floor,roofline', '--results-dir', join(dir, 'results'), '--cache-dir', join(dir, 'cache')],
+      [tsx, join(REPO_DIR, 'bench/run.ts'), '--tiny', '--systems', 'bge-m3-rag,bge-m3-rag-hub,ort-floor,roofline', '--results-dir', join(dir, 'results'), '--cache-dir', join(dir, 'cache')],
       { encoding: 'utf8', timeout: 180_000 },
     );
     expect(r.status, r.stderr).toBe(0);
@@ -139,7 +139,7 @@ describe('bench/run.ts --tiny, end to end', () => {
     expect(json.machine).toMatchObject({ cores: expect.any(Number), node: process.versions.node });
     for (const row of json.rows) {
       expect(['mixed', 'uniform128', 'long8192']).toContain(row.workload);
-      expect(['bge-m3-rag', 'ort-floor', 'transformers.js-batch', 'transformers.js-single', 'roofline']).toContain(row.system);
+      expect(['bge-m3-rag', 'bge-m3-rag-hub', 'ort-floor', 'transformers.js-batch', 'transformers.js-single', 'roofline']).toContain(row.system);
       expect(['fp32', 'int8']).toContain(row.dtype);
       expect(['dense', 'all']).toContain(row.outputs);
       expect(row.tokensPerSecond).toBeGreaterThan(0);
@@ -152,6 +152,15 @@ describe('bench/run.ts --tiny, end to end', () => {
       }
     }
     expect(has('long8192', 'bge-m3-rag', 'fp32', 'dense') && has('long8192', 'ort-floor', 'fp32', 'dense')).toBe(true);
+    // The repo id through the hub cache, beside the plain folder: fp32 and int8 dense, mixed and the long document.
+    for (const w of ['mixed', 'long8192']) for (const d of ['fp32', 'int8']) expect(has(w, 'bge-m3-rag-hub', d, 'dense'), `${w} ${d}`).toBe(true);
+    expect(json.rows.some((x) => x.system === 'bge-m3-rag-hub' && x.workload === 'uniform128')).toBe(false);
+    const hubCache = String(json.settings.hubCacheDir);
+    expect(hubCache.startsWith(join(dir, 'cache', 'hub-cache-'))).toBe(true);
+    expect(existsSync(join(hubCache, 'models--BAAI--bge-m3/refs/main'))).toBe(true);
+    // Both sources record the attention fusion, and it is the same.
+    for (const row of json.rows.filter((x) => x.system.startsWith('bge-m3-rag'))) expect(row.attention).toEqual({ fused: true, layers: 2 });
+    expect(readFileSync(join(dir, 'results/tiny.md'), 'utf8')).toMatch(/\| bge-m3-rag-hub \| fp32 \| dense \| [\d.]+ \|.*\| 2 layers \|/);
     expect(json.targets).toHaveLength(6);
   });
 });

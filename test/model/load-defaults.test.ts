@@ -13,8 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BgeM3Model } from '../../src/index.js';
 import { DataType, encodeModel, floatTensor, node, valueInfo } from '../../src/model/onnx-graph.js';
 import { copyFixture, TINY_DIR } from '../helpers.js';
-import { expectFixtureOutputs } from '../sources/model-check.js';
-import { isolateHubEnv, type HubEnv } from '../sources/hub-env.js';
+import { expectFixtureOutputs } from '../hub/model-check.js';
+import { isolateHubEnv, type HubEnv } from '../hub/hub-env.js';
 import { startFakeHub, type FakeHub } from '../support/fake-hub.js';
 
 const tmpRoot = mkdtempSync(join(tmpdir(), 'bge-m3-defaults-'));

@@ -13,9 +13,12 @@
  *   support and, like S3 pre-signed URLs, rejects requests that carry an `Authorization` header;
  * - errors carry `X-Error-Code` (`RepoNotFound`, `RevisionNotFound`, `EntryNotFound`) and
  *   `X-Error-Message`; an unknown or private repo without a valid token answers 401, as the hub does.
+ *
+ * Files are held in memory, or (see {@link diskFile}) served from disk: a Buffer cannot be hashed
+ * past 2 GiB, and the benchmark serves BGE-M3's 2.2 GB `model.onnx_data`.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { createReadStream, readFileSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -25,7 +28,12 @@ import { TINY_DIR, TINY_M3_DIR } from '../helpers.js';
 const { onnx } = onnxProto;
 
 export interface FakeFile {
+  /** The content (empty when it is served from {@link FakeFile.path}). */
   data: Buffer;
+  /** A local file to serve the content from instead of `data` (no faults apply to it). */
+  path?: string;
+  /** Bytes of content. */
+  size: number;
   lfs: boolean;
   sha256: string;
   gitSha1: string;
@@ -75,12 +83,30 @@ function gitSha1(data: Buffer): string {
 
 export function fakeFile(data: Buffer | string, lfs?: boolean, path = ''): FakeFile {
   const buf = Buffer.isBuffer(data) ? data : Buffer.from(data);
-  return { data: buf, lfs: lfs ?? LFS_PATTERN.test(path), sha256: createHash('sha256').update(buf).digest('hex'), gitSha1: gitSha1(buf) };
+  return { data: buf, size: buf.length, lfs: lfs ?? LFS_PATTERN.test(path), sha256: createHash('sha256').update(buf).digest('hex'), gitSha1: gitSha1(buf) };
 }
 
-export function fakeRepo(id: string, files: Record<string, Buffer | string>, extra: { token?: string; version?: number } = {}): FakeRepo {
+/**
+ * A file served from disk without reading it into memory (any size), hashed by streaming it once.
+ * `repoPath` (its path in the repo) decides whether it is an LFS file, as in {@link fakeFile}.
+ */
+export async function diskFile(file: string, repoPath: string, lfs?: boolean): Promise<FakeFile> {
+  const size = statSync(file).size;
+  const sha256 = createHash('sha256');
+  const sha1 = createHash('sha1').update(`blob ${size}\0`);
+  for await (const chunk of createReadStream(file)) {
+    sha256.update(chunk as Buffer);
+    sha1.update(chunk as Buffer);
+  }
+  return { data: Buffer.alloc(0), path: file, size, lfs: lfs ?? LFS_PATTERN.test(repoPath), sha256: sha256.digest('hex'), gitSha1: sha1.digest('hex') };
+}
+
+/** A repo of `files` (path → content, or a {@link diskFile}); its commit changes with `version`. */
+export function fakeRepo(id: string, files: Record<string, Buffer | string | FakeFile>, extra: { token?: string; version?: number } = {}): FakeRepo {
   const map = new Map<string, FakeFile>();
-  for (const [path, data] of Object.entries(files)) map.set(path, fakeFile(data, undefined, path));
+  for (const [path, data] of Object.entries(files)) {
+    map.set(path, typeof data === 'string' || Buffer.isBuffer(data) ? fakeFile(data, undefined, path) : data);
+  }
   const commit = createHash('sha1').update(`${id}@${extra.version ?? 1}`).digest('hex');
   return { id, commit, files: map, token: extra.token };
 }
@@ -255,7 +281,7 @@ export class FakeHub {
       if (!this.revisionOk(repo, parts[6]!, res)) return;
       const blobs = url.searchParams.get('blobs') === 'true';
       const siblings = [...repo.files].map(([rfilename, f]) =>
-        blobs ? { rfilename, size: f.data.length, blobId: f.lfs ? lfsPointerSha(f) : f.gitSha1, ...(f.lfs ? { lfs: { sha256: f.sha256, size: f.data.length, pointerSize: lfsPointer(f).length } } : {}) } : { rfilename },
+        blobs ? { rfilename, size: f.size, blobId: f.lfs ? lfsPointerSha(f) : f.gitSha1, ...(f.lfs ? { lfs: { sha256: f.sha256, size: f.size, pointerSize: lfsPointer(f).length } } : {}) } : { rfilename },
       );
       const body = JSON.stringify({ _id: repo.commit.slice(0, 24), id: repo.id, modelId: repo.id, sha: repo.commit, private: !!repo.token, siblings });
       res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
@@ -282,7 +308,7 @@ export class FakeHub {
           location: `${this.cdnUrl}/${file.sha256}?X-Amz-Signature=fake&response-content-disposition=${encodeURIComponent(`attachment; filename="${path.split('/').pop()}"`)}`,
           etag: `"${gitSha1(pointer)}"`,
           'x-linked-etag': `"${forced ?? file.sha256}"`,
-          'x-linked-size': String(file.data.length),
+          'x-linked-size': String(file.size),
           'content-length': '0',
         });
         res.end();
@@ -338,7 +364,7 @@ export class FakeHub {
   }
 
   private sendBody(req: IncomingMessage, res: ServerResponse, file: FakeFile, path: string, etag: string): void {
-    const size = file.data.length;
+    const size = file.size;
     let start = 0;
     let end = size - 1;
     let status = 200;
@@ -362,6 +388,10 @@ export class FakeHub {
     if (status === 206) headers['content-range'] = `bytes ${start}-${end}/${size}`;
     res.writeHead(status, headers);
     if (req.method === 'HEAD') return void res.end();
+    if (file.path && size > 0) {
+      createReadStream(file.path, { start, end }).on('error', () => res.destroy()).pipe(res);
+      return;
+    }
 
     let body = file.data.subarray(start, end + 1);
     const corrupt = this.faults.corrupt;
@@ -396,7 +426,7 @@ export class FakeHub {
 }
 
 function lfsPointer(f: FakeFile): Buffer {
-  return Buffer.from(`version https://git-lfs.github.com/spec/v1\noid sha256:${f.sha256}\nsize ${f.data.length}\n`);
+  return Buffer.from(`version https://git-lfs.github.com/spec/v1\noid sha256:${f.sha256}\nsize ${f.size}\n`);
 }
 
 function lfsPointerSha(f: FakeFile): string {

@@ -1,0 +1,554 @@
+/**
+ * `MemoryHybridIndex`: BGE-M3 hybrid retrieval in process memory. Dense vectors live in one
+ * contiguous row-major Float32Array (exact inner product, no approximation); lexical weights live
+ * in an inverted index (token id -> postings, exact dot products). A search takes the top
+ * candidates of each leg, merges them and rescores every candidate exactly (the BGE-M3 paper's
+ * weighted sum by default, RRF as the alternative), then optionally re-ranks the fused top with the
+ * M3 reranker (ColBERT + sparse + dense).
+ *
+ * Consistency. Every change (add, delete, compaction) is applied synchronously in one step that
+ * publishes a new immutable-by-contract `State`; a search or save reads one `State` from start to
+ * end. Rows below a state's `count` are never written again: adds write above it (growing into a
+ * new buffer when full), deletes copy the tombstone array before marking it, compaction builds new
+ * arrays. So a search that is awaiting onnxruntime while an add or delete commits still sees exactly
+ * the index as it was when it started.
+ *
+ * Deletes are tombstones; when more than `compactionThreshold` (default 25 %) of the rows are
+ * tombstones, the index is compacted (live rows copied, in order, into new arrays). Insertion order
+ * is kept, and it breaks score ties.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BgeM3Error } from '../../errors.js';
+import type { BgeM3Model } from '../../model/bge-m3-model.js';
+import { ModelHandle, type BgeM3ModelFields, type BgeM3ModelOption } from '../../shared/model-option.js';
+import type { BgeM3LoadOptions } from '../../model/bge-m3-model.js';
+import { dot } from '../../scores.js';
+import { scanDense, squaredNorm } from './dense-scorer.js';
+import { checkDense, checkDocument, MAX_ENCODED_TOKEN_ID } from '../document-checks.js';
+import { checkInteger, describeValue as describe } from '../../shared/checks.js';
+import { DEFAULT_PASSAGE_LENGTH, DEFAULT_QUERY_LENGTH } from '../../shared/defaults.js';
+import { fuseCandidates, resolveSearchOptions, type FusionCandidate, type ResolvedSearchOptions } from '../fusion.js';
+import { RerankStage } from '../rerank-stage.js';
+import type { FileIoOptions } from './index-file.js';
+import { HYBRID_INDEX_FILE, loadState, saveState } from './index-persistence.js';
+import { copyTombstones, emptyState, isDeleted, type State, type StoredDocument } from './index-state.js';
+import { fingerprintModel, type ModelFingerprint } from '../model-fingerprint.js';
+import { toSparseVector, type SparseVector } from './sparse-postings.js';
+import { compareEntries, TopK } from '../top-k.js';
+import type {
+  HybridAddOptions,
+  HybridDocumentInput,
+  HybridEncodedDocument,
+  HybridEncodedQuery,
+  HybridIndex,
+  HybridMetadata,
+  HybridSearchOptions,
+  HybridSearchResult,
+  HybridStoredDocument,
+} from '../types.js';
+
+export { HYBRID_INDEX_FILE } from './index-persistence.js';
+
+export interface MemoryHybridIndexOptions extends Omit<BgeM3ModelFields, 'model'> {
+  /**
+   * A loaded `BgeM3Model` (never disposed by the index), or a source for `BgeM3Model.load` (loaded
+   * on first use, shared with other adapters given the same source). Default `'BAAI/bge-m3'`, unless
+   * `dim` is given; `null` means no model (precomputed encodings only).
+   */
+  model?: BgeM3ModelOption | null;
+  /**
+   * Dense width, for an index fed only precomputed encodings (`addEncoded`/`searchEncoded`) and no
+   * model. With a model it is taken from the model (and must match if given).
+   */
+  dim?: number;
+  /** Maximum query tokens, counting `<s>`/`</s>`. Default 512 (FlagEmbedding's `max_query_length`). */
+  maxQueryLength?: number;
+  /** Maximum document tokens, counting `<s>`/`</s>`. Default 8192 (FlagEmbedding's `max_passage_length`). */
+  maxPassageLength?: number;
+  /** Texts per encoder batch in `add`. Default: the engine's (256). */
+  batchSize?: number;
+  /** Rows to reserve up front (avoids regrowing the dense matrix while adding a known number of documents). */
+  initialCapacity?: number;
+  /** Fraction of tombstoned rows that triggers compaction after a delete. Default 0.25; 1 never compacts automatically. */
+  compactionThreshold?: number;
+  /** onnxruntime intra-op threads for the dense scan of large indexes. Default: onnxruntime's choice. */
+  denseThreads?: number;
+  /**
+   * Dense scan implementation: `'auto'` (default: JS below ~2M matrix elements, onnxruntime MatMul
+   * above), or force `'js'` / `'onnxruntime'`.
+   */
+  denseBackend?: 'auto' | 'js' | 'onnxruntime';
+}
+
+export interface MemoryHybridIndexLoadOptions extends FileIoOptions {
+  /** Options for `BgeM3Model.load` when `model` is a source string. */
+  loadOptions?: BgeM3LoadOptions;
+  /** For an index loaded without a model: the dense width it must have. */
+  dim?: number;
+  /** Overrides of the saved settings and the runtime options. */
+  index?: Omit<MemoryHybridIndexOptions, 'model' | 'loadOptions' | 'dim'>;
+}
+
+interface PreparedDoc {
+  id: string;
+  text: string;
+  metadata: HybridMetadata;
+}
+
+interface EncodedRow extends PreparedDoc {
+  dense: ArrayLike<number>;
+  sparse: SparseVector;
+  norm: number;
+}
+
+/** Internal per-candidate record during fusion. */
+
+export class MemoryHybridIndex implements HybridIndex {
+  readonly maxQueryLength: number;
+  readonly maxPassageLength: number;
+  private readonly handle: ModelHandle | undefined;
+  private readonly batchSize: number | undefined;
+  private readonly compactionThreshold: number;
+  private readonly denseThreads: number | undefined;
+  private readonly denseBackend: 'js' | 'onnxruntime' | undefined;
+  private readonly initialCapacity: number;
+  private dimension: number | undefined;
+  /** The fingerprint of the model a loaded index was saved with (kept when re-saved). */
+  private savedFingerprint: ModelFingerprint | null = null;
+  private state: State;
+  /** id -> row of the live document with that id (writers only; searches never read it). */
+  private idToRow = new Map<string, number>();
+  private readonly rerankStage: RerankStage;
+
+  /**
+   * `new MemoryHybridIndex({ model })` with a loaded `BgeM3Model` or a source for `BgeM3Model.load`
+   * (default `'BAAI/bge-m3'`, loaded on first use); or `new MemoryHybridIndex({ dim })` for an index
+   * fed only precomputed encodings.
+   */
+  constructor(options: MemoryHybridIndexOptions = {}) {
+    if (options === null || typeof options !== 'object') {
+      throw new BgeM3Error('INVALID_ARGUMENT', `MemoryHybridIndex: pass an options object such as { model }; got ${describe(options)}.`);
+    }
+    if (options.dim !== undefined) checkInteger(options.dim, 'dim', 1);
+    this.dimension = options.dim;
+    const wantsModel = options.model !== null && (options.model !== undefined || options.dim === undefined);
+    this.handle = wantsModel ? new ModelHandle({ model: options.model ?? undefined, loadOptions: options.loadOptions }, 'MemoryHybridIndex') : undefined;
+    this.maxQueryLength = checkInteger(options.maxQueryLength ?? DEFAULT_QUERY_LENGTH, 'maxQueryLength', 2);
+    this.maxPassageLength = checkInteger(options.maxPassageLength ?? DEFAULT_PASSAGE_LENGTH, 'maxPassageLength', 2);
+    this.batchSize = options.batchSize === undefined ? undefined : checkInteger(options.batchSize, 'batchSize', 1);
+    this.rerankStage = new RerankStage({ maxQueryLength: this.maxQueryLength, maxPassageLength: this.maxPassageLength, batchSize: this.batchSize });
+    this.initialCapacity = checkInteger(options.initialCapacity ?? 0, 'initialCapacity', 0);
+    const threshold = options.compactionThreshold ?? 0.25;
+    if (typeof threshold !== 'number' || !(threshold > 0 && threshold <= 1)) {
+      throw new BgeM3Error('INVALID_ARGUMENT', `compactionThreshold must be a fraction in (0, 1]; got ${describe(threshold)}.`);
+    }
+    this.compactionThreshold = threshold;
+    this.denseThreads = options.denseThreads === undefined ? undefined : checkInteger(options.denseThreads, 'denseThreads', 1);
+    const backend = options.denseBackend ?? 'auto';
+    if (backend !== 'auto' && backend !== 'js' && backend !== 'onnxruntime') {
+      throw new BgeM3Error('INVALID_ARGUMENT', `denseBackend must be 'auto', 'js' or 'onnxruntime'; got ${describe(backend)}.`);
+    }
+    this.denseBackend = backend === 'auto' ? undefined : backend;
+    this.state = emptyState();
+  }
+
+  /** Number of documents (tombstoned ones excluded). */
+  get size(): number {
+    return this.state.count - this.state.deletedCount;
+  }
+
+  /** Width of the dense vectors, once known (from `dim`, the model, or the first document). */
+  get dim(): number | undefined {
+    return this.dimension;
+  }
+
+  /** The model (loaded now if it was given as a source string). Throws for a model-less index. */
+  async getModel(): Promise<BgeM3Model> {
+    return this.requireModel('getModel');
+  }
+
+  /** Whether a document with this id is indexed. */
+  has(id: string): boolean {
+    return this.idToRow.has(id);
+  }
+
+  /** The stored document with this id (a copy), or undefined. */
+  get(id: string): HybridStoredDocument | undefined {
+    const row = this.idToRow.get(id);
+    if (row === undefined) return undefined;
+    const doc = this.state.docs[row]!;
+    return { id: doc.id, text: doc.text, metadata: structuredClone(doc.metadata) };
+  }
+
+  /**
+   * Encodes the documents' dense and sparse outputs with the model (batched; `onProgress` reports
+   * texts encoded) and adds them all at once when encoding is done (a failure or an abort adds
+   * nothing). A document whose id is already indexed replaces it. Returns the ids in input order.
+   */
+  async add(docs: HybridDocumentInput[], options: HybridAddOptions = {}): Promise<string[]> {
+    const prepared = this.prepare(docs, 'add');
+    const model = await this.requireModel('add');
+    if (prepared.length === 0) return [];
+    const total = prepared.length;
+    const encoded = await model.encode(
+      prepared.map((d) => d.text),
+      {
+        returnDense: true,
+        returnSparse: true,
+        maxLength: Math.min(this.maxPassageLength, model.maxPositions),
+        batchSize: options.batchSize ?? this.batchSize,
+        signal: options.signal,
+        onProgress: options.onProgress ? ({ done }) => options.onProgress!({ phase: 'encode', done, total }) : undefined,
+      },
+    );
+    options.signal?.throwIfAborted();
+    const rows = prepared.map((d, i): EncodedRow => {
+      const dense = encoded.denseVecs![i]!;
+      return { ...d, dense, sparse: toSparseVector(encoded.lexicalWeights![i]!, `the lexical weights of document ${i}`), norm: Math.sqrt(squaredNorm(dense)) };
+    });
+    this.commit(rows, model.dim);
+    return prepared.map((d) => d.id);
+  }
+
+  /**
+   * Adds documents whose dense and sparse encodings were computed elsewhere (FlagEmbedding, a
+   * cache, or synthetic data in benchmarks): no model is needed. Same semantics as `add`.
+   */
+  addEncoded(docs: HybridEncodedDocument[]): string[] {
+    const prepared = this.prepare(docs, 'addEncoded');
+    const dim = this.dimension ?? (docs[0] ? docs[0].dense?.length : undefined);
+    const rows = prepared.map((d, i): EncodedRow => {
+      const doc = docs[i]!;
+      const dense = checkDense(doc.dense, dim, `addEncoded: docs[${i}].dense`);
+      return { ...d, dense, sparse: toSparseVector(doc.sparse, `addEncoded: docs[${i}].sparse`, MAX_ENCODED_TOKEN_ID), norm: Math.sqrt(squaredNorm(dense)) };
+    });
+    if (rows.length > 0) this.commit(rows, dim!);
+    return prepared.map((d) => d.id);
+  }
+
+  /** Removes documents by id (tombstones; compacts past `compactionThreshold`). Returns how many were removed. */
+  async delete(ids: string[]): Promise<number> {
+    if (!Array.isArray(ids) || !ids.every((id) => typeof id === 'string')) {
+      throw new BgeM3Error('INVALID_ARGUMENT', `delete expects an array of id strings; got ${describe(ids)}.`);
+    }
+    const rows = [];
+    for (const id of new Set(ids)) {
+      const row = this.idToRow.get(id);
+      if (row !== undefined) rows.push(row);
+    }
+    if (rows.length === 0) return 0;
+    const s = this.state;
+    const deleted = copyTombstones(s.deleted, s.count);
+    for (const row of rows) deleted[row] = 1;
+    for (const id of ids) this.idToRow.delete(id);
+    this.state = { ...s, deleted, deletedCount: s.deletedCount + rows.length };
+    this.maybeCompact();
+    return rows.length;
+  }
+
+  /**
+   * Copies the live rows into new, exactly sized arrays (dropping tombstones and spare capacity).
+   * Runs automatically after deletes; call it after bulk loading to return the growth headroom.
+   */
+  compact(): void {
+    const s = this.state;
+    const dim = this.dimension;
+    const newRow = new Int32Array(s.count);
+    let live = 0;
+    for (let r = 0; r < s.count; r++) newRow[r] = isDeleted(s, r) ? -1 : live++;
+    const dense = new Float32Array(live * (dim ?? 0));
+    const docs: StoredDocument[] = new Array(live);
+    this.idToRow = new Map();
+    if (dim) {
+      for (let r = 0; r < s.count; ) {
+        if (newRow[r]! < 0) {
+          r++;
+          continue;
+        }
+        let end = r + 1;
+        while (end < s.count && newRow[end]! >= 0) end++;
+        dense.set(s.dense.subarray(r * dim, end * dim), newRow[r]! * dim);
+        r = end;
+      }
+    }
+    for (let r = 0; r < s.count; r++) {
+      const to = newRow[r]!;
+      if (to < 0) continue;
+      docs[to] = s.docs[r]!;
+      this.idToRow.set(s.docs[r]!.id, to);
+    }
+    this.state = {
+      count: live,
+      dense,
+      docs,
+      deleted: new Uint8Array(0),
+      deletedCount: 0,
+      postings: s.postings.compacted(s.count, newRow),
+      maxRowNorm: s.maxRowNorm,
+    };
+  }
+
+  /**
+   * Hybrid search: the query is encoded (dense + sparse, `maxQueryLength` tokens), each leg
+   * contributes its best `candidates` documents (after `filter`), and every candidate is rescored
+   * exactly and fused (see {@link HybridSearchOptions}); `rerank` adds the M3 reranker on the fused
+   * top. Results are best first; ties keep insertion order.
+   */
+  async search(query: string, options: HybridSearchOptions = {}): Promise<HybridSearchResult[]> {
+    if (typeof query !== 'string') {
+      throw new BgeM3Error('INVALID_ARGUMENT', `search: the query must be a string; got ${describe(query)}.`);
+    }
+    const opts = resolveSearchOptions(options);
+    const model = await this.requireModel('search');
+    const encoded = await model.encode([query], {
+      returnDense: true,
+      returnSparse: true,
+      maxLength: Math.min(this.maxQueryLength, model.maxPositions),
+      signal: options.signal,
+    });
+    const sparse = toSparseVector(encoded.lexicalWeights![0]!, 'the query lexical weights');
+    const fused = await this.searchVectors(encoded.denseVecs![0]!, sparse, opts, options.signal);
+    if (!opts.rerank) return fused.slice(0, opts.k);
+    return this.rerankStage.rerank(model, query, fused, opts, options.signal);
+  }
+
+  /**
+   * Search with a precomputed query encoding (no model needed). Same options as `search`, except
+   * `rerank`, which needs the query text.
+   */
+  async searchEncoded(query: HybridEncodedQuery, options: HybridSearchOptions = {}): Promise<HybridSearchResult[]> {
+    const opts = resolveSearchOptions(options);
+    if (opts.rerank) {
+      throw new BgeM3Error('INVALID_ARGUMENT', 'searchEncoded: rerank needs the query text and the model; use search(query, { rerank }) instead.');
+    }
+    if (query === null || typeof query !== 'object') {
+      throw new BgeM3Error('INVALID_ARGUMENT', `searchEncoded expects { dense, sparse }; got ${describe(query)}.`);
+    }
+    const dense = checkDense(query.dense, this.dimension ?? query.dense?.length, 'searchEncoded: query.dense');
+    const sparse = toSparseVector(query.sparse, 'searchEncoded: query.sparse', MAX_ENCODED_TOKEN_ID);
+    const fused = await this.searchVectors(Float32Array.from(dense), sparse, opts, options.signal);
+    return fused.slice(0, opts.k);
+  }
+
+  /**
+   * Writes the index to `dir/hybrid-index.bgem3` (created if needed): one versioned file with a
+   * SHA-256 checksum, written to a temporary file and renamed into place, so an interrupted save
+   * leaves the previous save intact. Records the model's dim and vocabulary for `load` to check.
+   */
+  async save(dir: string, options: FileIoOptions = {}): Promise<void> {
+    if (typeof dir !== 'string' || dir.length === 0) {
+      throw new BgeM3Error('INVALID_ARGUMENT', `save: expected a directory path; got ${describe(dir)}.`);
+    }
+    const fingerprint = this.handle ? await fingerprintModel(await this.handle.get()) : this.savedFingerprint;
+    await mkdir(dir, { recursive: true });
+    await saveState(join(dir, HYBRID_INDEX_FILE), this.state, {
+      dim: this.dimension ?? fingerprint?.dim ?? 0,
+      model: fingerprint,
+      settings: { maxQueryLength: this.maxQueryLength, maxPassageLength: this.maxPassageLength },
+    }, options);
+  }
+
+  /**
+   * Loads an index written by `save`. The file is verified (format version, size, SHA-256) before
+   * use; a corrupt or truncated file is refused with `CORRUPT_FILE`. With a model, the saved dim and
+   * vocabulary must match it (`INCOMPATIBLE_INDEX` otherwise). Without a model (`undefined`), only
+   * `searchEncoded`/`addEncoded` work.
+   */
+  static async load(dir: string, model?: BgeM3ModelOption, options: MemoryHybridIndexLoadOptions = {}): Promise<MemoryHybridIndex> {
+    if (typeof dir !== 'string' || dir.length === 0) {
+      throw new BgeM3Error('INVALID_ARGUMENT', `MemoryHybridIndex.load: expected a directory path; got ${describe(dir)}.`);
+    }
+    const handle = model === undefined ? undefined : new ModelHandle({ model, loadOptions: options.loadOptions }, 'MemoryHybridIndex.load');
+    const current = handle ? await fingerprintModel(await handle.get()) : undefined;
+    const loaded = await loadState(join(dir, HYBRID_INDEX_FILE), current, options.dim, options);
+    const index = new MemoryHybridIndex({
+      model: model ?? null,
+      loadOptions: options.loadOptions,
+      ...loaded.settings,
+      ...options.index,
+    });
+    // An empty index saved before any document was added may not know its width yet.
+    // An empty save does not fix a width: keep the model's (or the requested) one.
+    index.dimension = loaded.state.count > 0 ? loaded.dim : (current?.dim ?? options.dim ?? (loaded.dim > 0 ? loaded.dim : index.dimension));
+    index.savedFingerprint = loaded.model;
+    loaded.state.docs.forEach((d, row) => index.idToRow.set(d.id, row));
+    index.state = loaded.state;
+    return index;
+  }
+
+  /** Approximate bytes held: dense matrix, postings, document texts and metadata. */
+  memoryUsage(): { dense: number; sparse: number; docs: number; total: number } {
+    const s = this.state;
+    const dense = s.dense.byteLength;
+    const sparse = s.postings.byteSize();
+    let docs = 0;
+    for (let r = 0; r < s.count; r++) docs += 64 + 2 * (s.docs[r]!.id.length + s.docs[r]!.text.length);
+    return { dense, sparse, docs, total: dense + sparse + docs };
+  }
+
+  // --- internals -------------------------------------------------------------------------------
+
+  private async requireModel(operation: string): Promise<BgeM3Model> {
+    if (!this.handle) {
+      throw new BgeM3Error(
+        'INVALID_ARGUMENT',
+        `MemoryHybridIndex.${operation} needs a model to encode text, but this index has none (it was created with { dim } or loaded without a model). Pass { model } (or a model to MemoryHybridIndex.load), or use addEncoded/searchEncoded with precomputed encodings.`,
+      );
+    }
+    const model = await this.handle.get();
+    if (this.dimension !== undefined && model.dim !== this.dimension) {
+      throw new BgeM3Error('INCOMPATIBLE_INDEX', `MemoryHybridIndex.${operation}: the index holds ${this.dimension}-dimensional vectors but the model produces ${model.dim}; use the model the index was built with.`);
+    }
+    return model;
+  }
+
+  /** Checks documents, assigns ids and copies metadata (JSON round trip: what is searched is what is saved). */
+  private prepare(docs: (HybridDocumentInput | HybridEncodedDocument)[], operation: string): PreparedDoc[] {
+    if (!Array.isArray(docs)) {
+      throw new BgeM3Error('INVALID_ARGUMENT', `${operation} expects an array of documents { id?, text, metadata? }; got ${describe(docs)}.`);
+    }
+    const ctx = { operation, seen: new Set<string>(), scope: 'in this call; ids must be unique (re-adding an indexed id replaces it)', newId: randomUUID };
+    return docs.map((doc, i) => {
+      const checked = checkDocument(doc, i, ctx);
+      let metadata: HybridMetadata = {};
+      if (checked.metadata !== undefined) {
+        try {
+          metadata = JSON.parse(JSON.stringify(checked.metadata));
+        } catch (cause) {
+          throw new BgeM3Error('INVALID_ARGUMENT', `${operation}: docs[${i}].metadata cannot be stored as JSON (${(cause as Error).message}); use strings, numbers, booleans, arrays and plain objects.`, { cause });
+        }
+      }
+      return { id: checked.id, text: checked.text, metadata };
+    });
+  }
+
+  /** Adds encoded rows in one synchronous step (see the module comment). */
+  private commit(rows: EncodedRow[], dim: number): void {
+    if (this.dimension === undefined) this.dimension = dim;
+    if (dim !== this.dimension) {
+      throw new BgeM3Error('INVALID_ARGUMENT', `The documents' dense vectors have ${dim} values but this index holds ${this.dimension}-dimensional vectors.`);
+    }
+    const s = this.state;
+    const replaced = rows.map((r) => this.idToRow.get(r.id)).filter((row): row is number => row !== undefined);
+    let deleted = s.deleted;
+    if (replaced.length > 0) {
+      deleted = copyTombstones(s.deleted, s.count);
+      for (const row of replaced) deleted[row] = 1;
+    }
+    const count = s.count + rows.length;
+    let dense = s.dense;
+    if (count * dim > dense.length) {
+      const capacity = Math.max(count, Math.floor((dense.length / dim) * 1.5), this.initialCapacity, 64);
+      dense = new Float32Array(capacity * dim);
+      dense.set(s.dense.subarray(0, s.count * dim));
+    }
+    let maxRowNorm = s.maxRowNorm;
+    rows.forEach((r, i) => {
+      const row = s.count + i;
+      dense.set(r.dense, row * dim);
+      // Assigned by index, not pushed: entries at or above `count` belong to no published state.
+      s.docs[row] = { id: r.id, text: r.text, metadata: r.metadata };
+      s.postings.append(row, r.sparse);
+      if (r.norm > maxRowNorm) maxRowNorm = r.norm;
+    });
+    this.state = { count, dense, docs: s.docs, deleted, deletedCount: s.deletedCount + replaced.length, postings: s.postings, maxRowNorm };
+    // Ids point at the new rows only once the state holding them is published: if an append above
+    // threw, no id refers to a row beyond `count`.
+    rows.forEach((r, i) => this.idToRow.set(r.id, s.count + i));
+    this.maybeCompact();
+  }
+
+  private maybeCompact(): void {
+    const s = this.state;
+    if (s.deletedCount > 0 && s.deletedCount >= this.compactionThreshold * s.count && this.compactionThreshold < 1) this.compact();
+  }
+
+  /** The two legs, exact rescoring and fusion, on one snapshot. Returns every fused candidate, best first. */
+  private async searchVectors(qDense: Float32Array, qSparse: SparseVector, opts: ResolvedSearchOptions, signal?: AbortSignal): Promise<HybridSearchResult[]> {
+    const s = this.state;
+    const n = s.count;
+    const dim = this.dimension;
+    if (n === 0 || dim === undefined) return [];
+    if (qDense.length !== dim) {
+      throw new BgeM3Error('INVALID_ARGUMENT', `The query's dense vector has ${qDense.length} values but the index holds ${dim}-dimensional vectors.`);
+    }
+    const allowed = allowedRows(s, opts.filter);
+    const { weights, candidates } = opts;
+
+    // Sparse leg (synchronous, on this snapshot): exact lexical scores of every row.
+    const sparseScores = new Float64Array(n);
+    s.postings.accumulate(qSparse, n, sparseScores);
+    let sparseList: { score: number; row: number }[] = [];
+    if (weights.sparse > 0) {
+      const heap = new TopK(candidates);
+      for (let r = 0; r < n; r++) {
+        const v = sparseScores[r]!;
+        // Only documents sharing a token with the query are sparse candidates (weights are > 0).
+        if (v > 0 && !heap.rejects(v) && allowed(r)) heap.push(v, r);
+      }
+      sparseList = heap.sorted();
+    }
+
+    // Dense leg: full scan (approximate summation order), then exact `dot` on a band that is
+    // guaranteed to contain the exact top `candidates`.
+    let denseList: { score: number; row: number }[] = [];
+    const exactDense = new Map<number, number>();
+    const denseOf = (row: number) => {
+      let v = exactDense.get(row);
+      if (v === undefined) {
+        v = dot(qDense, s.dense.subarray(row * dim, row * dim + dim));
+        exactDense.set(row, v);
+      }
+      return v;
+    };
+    if (weights.dense > 0) {
+      const scan = await scanDense(s.dense, n, dim, qDense, { maxRowNorm: s.maxRowNorm, threads: this.denseThreads, backend: this.denseBackend });
+      signal?.throwIfAborted();
+      const approx = scan.scores;
+      const heap = new TopK(candidates);
+      for (let r = 0; r < n; r++) {
+        const v = approx[r]!;
+        if (!heap.rejects(v) && allowed(r)) heap.push(v, r);
+      }
+      const floor = heap.threshold() - 2 * scan.errorBound;
+      const band: { score: number; row: number }[] = [];
+      for (let r = 0; r < n; r++) if (approx[r]! >= floor && allowed(r)) band.push({ score: denseOf(r), row: r });
+      denseList = band.sort(compareEntries).slice(0, candidates);
+    }
+
+    // Union and exact fusion.
+    const byRow = new Map<number, FusionCandidate>();
+    const entry = (row: number): FusionCandidate => {
+      let c = byRow.get(row);
+      if (!c) {
+        c = { row, dense: denseOf(row), sparse: sparseScores[row]! };
+        byRow.set(row, c);
+      }
+      return c;
+    };
+    denseList.forEach((e, i) => (entry(e.row).denseRank = i + 1));
+    sparseList.forEach((e, i) => (entry(e.row).sparseRank = i + 1));
+    const fused = fuseCandidates([...byRow.values()], opts);
+    const keep = Math.max(opts.k, opts.rerank?.topN ?? 0);
+    return fused.slice(0, keep).map((c) => {
+      const doc = s.docs[c.row]!;
+      return { id: doc.id, text: doc.text, metadata: structuredClone(doc.metadata), score: c.score, dense: c.dense, sparse: c.sparse };
+    });
+  }
+}
+
+/** A row predicate for one search: not tombstoned and passing the filter (each row's filter result cached). */
+function allowedRows(s: State, filter: ResolvedSearchOptions['filter']): (row: number) => boolean {
+  const deleted = s.deleted;
+  if (!filter) return (row) => !(row < deleted.length && deleted[row] === 1);
+  const memo = new Int8Array(s.count); // 0 unknown, 1 allowed, -1 not
+  return (row) => {
+    const m = memo[row]!;
+    if (m !== 0) return m > 0;
+    const ok = !(row < deleted.length && deleted[row] === 1) && filter(s.docs[row]!) === true;
+    memo[row] = ok ? 1 : -1;
+    return ok;
+  };
+}
