@@ -1,4 +1,6 @@
 /**
+ * (Over 400 lines: one pattern matcher and its rewrite, which only make sense together.)
+ *
  * Rewrites the eager self-attention subgraphs of an exported encoder into onnxruntime's
  * `com.microsoft.MultiHeadAttention`, before the session is created.
  *

@@ -2,9 +2,7 @@
  * `BgeM3Model`: BGE-M3's three outputs (dense, sparse/lexical, ColBERT multi-vector) and its pair
  * scores, computed as FlagEmbedding's `BGEM3FlagModel` computes them, on onnxruntime-node.
  */
-import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import type * as ort from 'onnxruntime-node';
 import pLimit from 'p-limit';
 import { BgeM3Error } from '../errors.js';
@@ -23,83 +21,20 @@ import { DEFAULT_BATCH_PLAN, planBatches } from './batching.js';
 import { openBackend, type InferenceBackend } from './inference-backend.js';
 import { locateModelFiles } from './model-files.js';
 import { readGraphInfo } from './graph-info.js';
-import { resolveModelSource, type ModelSourceOptions } from '../hub/resolve-source.js';
+import { resolveModelSource } from '../hub/resolve-source.js';
 import { BgeM3Tokenizer } from './tokenizer.js';
+import { checkModelShape, readConfig } from './model-config.js';
+import type {
+  BgeM3ComputeScoreOptions,
+  BgeM3EncodeOptions,
+  BgeM3EncodeResult,
+  BgeM3LoadOptions,
+  BgeM3ModelInfo,
+  BgeM3ScoreResult,
+} from './model-options.js';
 
-/** Options of {@link BgeM3Model.load}: where the model comes from (hub and file choice), and how it runs. */
-export interface BgeM3LoadOptions extends ModelSourceOptions {
-  /** onnxruntime intra-op threads. Default: onnxruntime's own choice (the number of physical cores). */
-  threads?: number;
-  /** onnxruntime graph optimization level. Default `'all'`. */
-  graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
-  /**
-   * Default padded-token budget per batch (`texts × longest`). Throughput on CPU peaks at about
-   * 1-2k tokens per batch and drops beyond; smaller budgets also cap memory. A longer text still
-   * runs, alone. Default 2048.
-   */
-  maxBatchTokens?: number;
-  /**
-   * Batches in flight at once (p-limit). Default 2: one computing while the next is queued, so the
-   * sessions never wait for the calling thread. Batches still run one after another.
-   */
-  concurrency?: number;
-  /**
-   * Rewrite the graph's attention into onnxruntime's fused MultiHeadAttention at load (flash
-   * attention for unpadded batches): an 8192-token document then needs ~2 GB instead of ~10 GB and
-   * runs faster. Default true; graphs without the exported attention pattern run as they are.
-   * The environment variable `BGE_M3_RAG_FUSE_ATTENTION=0` also turns it off.
-   */
-  fuseAttention?: boolean;
-  /**
-   * Run the onnxruntime sessions in a worker thread (default true). onnxruntime-node runs a batch as
-   * synchronous native code, so without the worker a long encode freezes the event loop for the
-   * duration of each batch. Set false where worker threads are unavailable.
-   */
-  worker?: boolean;
-  /** Extra onnxruntime session options, merged over this package's defaults. */
-  sessionOptions?: ort.InferenceSession.SessionOptions;
-}
+export type { BgeM3ComputeScoreOptions, BgeM3EncodeOptions, BgeM3EncodeResult, BgeM3LoadOptions, BgeM3ModelInfo, BgeM3ScoreResult } from './model-options.js';
 
-export interface BgeM3EncodeOptions {
-  /** Maximum texts per batch. Default 256 (FlagEmbedding's). */
-  batchSize?: number;
-  /** Maximum tokens per text, counting `<s>` and `</s>`; longer texts are truncated. Default 8192. */
-  maxLength?: number;
-  /** Return `denseVecs`. Default true. */
-  returnDense?: boolean;
-  /** Return `lexicalWeights`. Default false. */
-  returnSparse?: boolean;
-  /** Return `colbertVecs`. Default false. */
-  returnColbertVecs?: boolean;
-  /** Padded-token budget per batch; overrides the model's default. */
-  maxBatchTokens?: number;
-  /** Called after each batch with the number of texts encoded so far. */
-  onProgress?: (progress: { done: number; total: number }) => void;
-  /** Aborts the encode: it rejects at once with the signal's reason; a batch already computing finishes in the background. */
-  signal?: AbortSignal;
-}
-
-export interface BgeM3EncodeResult {
-  /** `[n][dim]` L2-normalized CLS vectors. */
-  denseVecs?: Float32Array[];
-  /** Per text: decimal token id -> max ReLU weight (special tokens and zero weights dropped). */
-  lexicalWeights?: LexicalWeights[];
-  /** Per text: `tokens - 1` L2-normalized vectors (all positions but `<s>`, `</s>` included). */
-  colbertVecs?: Float32Array[][];
-}
-
-export interface BgeM3ComputeScoreOptions {
-  /** Maximum texts per batch. Default 256. */
-  batchSize?: number;
-  /** Default 512. */
-  maxQueryLength?: number;
-  /** Default 8192. */
-  maxPassageLength?: number;
-  /** `[dense, sparse, colbert]`. Default `[1, 1, 1]`; the model card uses `[0.4, 0.2, 0.4]`. */
-  weightsForDifferentModes?: readonly number[];
-}
-
-export type BgeM3ScoreResult = { [K in keyof M3PairScore]: number[] };
 
 /** Pairs are scored in chunks of this many so memory stays bounded for long pair lists. */
 const SCORE_CHUNK_PAIRS = 1024;
@@ -455,92 +390,5 @@ function uniqueIndex(texts: string[]): { texts: string[]; index: number[] } {
 }
 
 
-interface ModelConfig {
-  /** The config.json read, if any. */
-  path?: string;
-  hidden_size?: number;
-  max_position_embeddings?: number;
-}
-
-/** Reads the first config.json of `dirs`, checking the fields used here by type and range. */
-async function readConfig(dirs: string[]): Promise<ModelConfig> {
-  for (const dir of dirs) {
-    const path = join(dir, 'config.json');
-    if (!existsSync(path)) continue;
-    let json: unknown;
-    try {
-      json = JSON.parse(await readFile(path, 'utf8'));
-    } catch (cause) {
-      throw new BgeM3Error('CORRUPT_FILE', `${path} is not valid JSON: ${(cause as Error).message}`, { cause });
-    }
-    if (typeof json !== 'object' || json === null || Array.isArray(json)) {
-      throw new BgeM3Error('CORRUPT_FILE', `${path} must hold a JSON object (a transformers model config); got ${describe(json)}.`);
-    }
-    const config: ModelConfig = { path };
-    for (const key of ['hidden_size', 'max_position_embeddings'] as const) {
-      const value = (json as Record<string, unknown>)[key];
-      if (value === undefined) continue;
-      if (!Number.isInteger(value) || (value as number) < 1 || (value as number) > 1 << 20) {
-        throw new BgeM3Error('CORRUPT_FILE', `${path}: ${key} must be a positive integer (1024 and 8194 for BGE-M3); got ${describe(value)}.`);
-      }
-      config[key] = value as number;
-    }
-    return config;
-  }
-  return {};
-}
-
-/**
- * Checks the tokenizer and config.json against the graph's embedding tables (a token id or position
- * past a table would fail every encode inside onnxruntime), and returns the longest input in
- * tokens: the position table is the hard limit (XLM-RoBERTa's positions start at 2); without a
- * config.json, the tokenizer's model_max_length is the best guess.
- */
-function checkModelShape(
-  graph: string,
-  rows: { word?: number; position?: number },
-  tokenizer: BgeM3Tokenizer,
-  tokenizerJson: string,
-  config: ModelConfig,
-): number {
-  if (rows.word !== undefined && tokenizer.vocabSize > rows.word) {
-    throw new BgeM3Error(
-      'CORRUPT_FILE',
-      `${tokenizerJson} has ${tokenizer.vocabSize} tokens but the graph ${graph} embeds only ${rows.word}: the tokenizer belongs to another model. Use the tokenizer.json that came with the graph.`,
-    );
-  }
-  if (config.max_position_embeddings !== undefined && rows.position !== undefined && config.max_position_embeddings > rows.position) {
-    throw new BgeM3Error(
-      'UNKNOWN_LAYOUT',
-      `${config.path} claims max_position_embeddings ${config.max_position_embeddings} but the graph ${graph} has ${rows.position} positions: config.json belongs to another model. Use the config.json that came with the graph.`,
-    );
-  }
-  const limit = config.max_position_embeddings !== undefined ? config.max_position_embeddings - 2 : tokenizer.modelMaxLength;
-  return rows.position !== undefined ? Math.min(limit, rows.position - 2) : limit;
-}
-
-/** What {@link BgeM3Model.info} reports. */
-export interface BgeM3ModelInfo {
-  /** The directory the model was loaded from. */
-  dir: string;
-  /** The ONNX graph file in use. */
-  graph: string;
-  /** `'encoder'` (heads applied by this package) or `'heads'` (heads inside the graph). */
-  layout: 'encoder' | 'heads';
-  /** Hidden size (dense width). */
-  dim: number;
-  /** Tokens in the tokenizer's vocabulary, added tokens included. */
-  vocabSize: number;
-  /** Longest input in tokens, `<s>` and `</s>` included. */
-  maxPositions: number;
-  /**
-   * Whether the encoder's attention was rewritten into onnxruntime's fused MultiHeadAttention at
-   * load (`layers` of them), and, when not, why (`reason`; a warning says it at load too, unless
-   * fusion was turned off on purpose).
-   */
-  attention: { fused: boolean; layers: number; reason?: string };
-  /** Whether the onnxruntime sessions run in a worker thread. */
-  worker: boolean;
-}
 
 

@@ -1,4 +1,7 @@
 /**
+ * (Over 400 lines: one class, the index's state and its search pipeline; input checks, persistence
+ * and the rerank stage live in their own modules.)
+ *
  * `MemoryHybridIndex`: BGE-M3 hybrid retrieval in process memory. Dense vectors live in one
  * contiguous row-major Float32Array (exact inner product, no approximation); lexical weights live
  * in an inverted index (token id -> postings, exact dot products). A search takes the top
