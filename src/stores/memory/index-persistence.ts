@@ -17,7 +17,7 @@ import { checkDense, checkDocument, MAX_DENSE_ABS, MAX_DENSE_DIM, MAX_ENCODED_TO
 import { describeValue as describe } from '../../shared/checks.js';
 import { readIndexFile, writeIndexFile, type FileIoOptions, type IndexFileHeader, type SectionSink, type SectionWriter } from './index-file.js';
 import { isDeleted, type State, type StoredDocument } from './index-state.js';
-import type { ModelFingerprint } from '../model-fingerprint.js';
+import { checkCompatible, parseFingerprint, type ModelFingerprint } from '../model-fingerprint.js';
 import { SparsePostings, toSparseVector } from './sparse-postings.js';
 
 /**
@@ -206,13 +206,7 @@ function checkHeader(header: IndexFileHeader, path: string) {
   if (tokens > MAX_ENCODED_TOKEN_ID || tokens > postingCount || (rows === 0 && postingCount > 0)) throw bad('the posting sections do not fit the row count');
   if (len('docs') < rows * MIN_DOC_RECORD_BYTES) throw bad(`the docs section (${len('docs')} bytes) cannot hold ${rows} documents`);
 
-  const model = header.model ?? null;
-  if (model !== null) {
-    const fp = model as Partial<Record<keyof ModelFingerprint, unknown>>;
-    if (typeof model !== 'object' || Array.isArray(model) || !isInt(fp.dim, 1, MAX_DENSE_DIM) || !isInt(fp.vocabSize, 1, MAX_ROWS) || typeof fp.vocabHash !== 'string' || !/^[0-9a-f]{64}$/.test(fp.vocabHash)) {
-      throw bad('its model fingerprint is malformed (expected { dim, vocabSize, vocabHash })');
-    }
-  }
+  const model = parseFingerprint(header.model, bad);
   const settings = header.settings ?? {};
   if (typeof settings !== 'object' || Array.isArray(settings)) throw bad('its settings are not an object');
   const out: SavedMeta['settings'] = {};
@@ -223,23 +217,7 @@ function checkHeader(header: IndexFileHeader, path: string) {
     if (!isInt(v, 2, MAX_ROWS)) throw bad(`its setting ${key} is ${describe(v)}, not an integer ≥ 2`);
     out[key] = v;
   }
-  return { dim, rows, model: model as ModelFingerprint | null, settings: out };
-}
-
-function checkCompatible(meta: { dim: number; rows: number; model: ModelFingerprint | null }, current: ModelFingerprint | undefined, dim: number | undefined, path: string): void {
-  const want = current?.dim ?? dim;
-  if (want !== undefined && meta.rows !== 0 && meta.dim !== want) {
-    throw new BgeM3Error(
-      'INCOMPATIBLE_INDEX',
-      `${path} holds ${meta.dim}-dimensional dense vectors but ${current ? 'the model given to load produces' : 'the dim option says'} ${want}: it was built with another model. Load it with that model, or rebuild the index.`,
-    );
-  }
-  if (current && meta.model && (meta.model.vocabSize !== current.vocabSize || meta.model.vocabHash !== current.vocabHash)) {
-    throw new BgeM3Error(
-      'INCOMPATIBLE_INDEX',
-      `${path} was saved with a model whose vocabulary differs from this model's (saved: ${meta.model.vocabSize} tokens, fingerprint ${meta.model.vocabHash.slice(0, 12)}…; given: ${current.vocabSize} tokens, fingerprint ${current.vocabHash.slice(0, 12)}…). Its sparse postings are keyed by token id, so they would match the wrong tokens. Load it with the model it was built with, or rebuild the index.`,
-    );
-  }
+  return { dim, rows, model, settings: out };
 }
 
 /**

@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BgeM3Model, disposeSharedModels, HYBRID_INDEX_FILE, MemoryHybridIndex, type HybridSearchOptions } from '../../../src/index.js';
 import { DataType, encodeModel, int64Tensor, floatTensor, node, valueInfo } from '../../../src/model/onnx-graph.js';
+import { generateModel } from '../../../bench/lib/model-generator.js';
+import { TINY_SHAPE } from '../../../bench/lib/xlmr-shape.js';
 import { loadExpected, TINY_DIR } from '../../helpers.js';
 import { randomCorpus, randomDense, randomSparse, rng } from '../../support/random-corpus.js';
 
@@ -178,6 +180,23 @@ describe('MemoryHybridIndex save/load', () => {
     try {
       expect(other.dim).toBe(16);
       await expect(MemoryHybridIndex.load(dir, other)).rejects.toMatchObject({ code: 'INCOMPATIBLE_INDEX', message: expect.stringMatching(/32-dimensional.*produces 16/) });
+    } finally {
+      await other.dispose();
+    }
+  });
+
+  it('refuses a model of the same shape and vocabulary with other weights', async () => {
+    const index = await buildIndex();
+    const dir = freshDir('weights');
+    await index.save(dir);
+    const otherDir = join(work, 'other-weights');
+    generateModel(otherDir, { shape: TINY_SHAPE, seed: 7 });
+    const other = await BgeM3Model.load(otherDir);
+    try {
+      expect([other.dim, other.tokenizer.vocabSize]).toEqual([model.dim, model.tokenizer.vocabSize]);
+      await expect(MemoryHybridIndex.load(dir, other)).rejects.toMatchObject({ code: 'INCOMPATIBLE_INDEX', message: expect.stringMatching(/same shape but other weights/) });
+      // The model it was built with still loads it.
+      expect((await MemoryHybridIndex.load(dir, model)).size).toBe(index.size);
     } finally {
       await other.dispose();
     }
