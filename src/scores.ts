@@ -37,6 +37,13 @@ export function dotAt(a: ArrayLike<number>, aOffset: number, b: ArrayLike<number
   return s0 + s1 + (s2 + s3);
 }
 
+/** Sum of squares of `v[offset .. offset + length)`. */
+export function squaredNorm(v: ArrayLike<number>, offset = 0, length = v.length - offset): number {
+  let s = 0;
+  for (let i = offset; i < offset + length; i++) s += v[i]! * v[i]!;
+  return s;
+}
+
 /** Scales a vector to unit L2 norm in place, like `F.normalize(x, dim=-1)` (norm clamped at 1e-12). */
 export function normalizeInPlace(v: Float32Array, offset = 0, length = v.length - offset): Float32Array {
   let ss = 0;

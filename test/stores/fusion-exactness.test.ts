@@ -8,7 +8,8 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryHybridIndex, type HybridSearchOptions } from '../../src/index.js';
 import { lexicalMatchingScore } from '../../src/scores.js';
-import { SparsePostings, toSparseVector } from '../../src/stores/memory/sparse-postings.js';
+import { SparsePostings } from '../../src/stores/memory/sparse-postings.js';
+import { toSparseVector } from '../../src/stores/sparse-vector.js';
 import { scanDense } from '../../src/stores/memory/dense-scorer.js';
 import { dot } from '../../src/scores.js';
 import { bruteForce, randomCorpus, randomDense, randomSparse, rng, type RefDoc, type RefOptions } from '../support/random-corpus.js';

@@ -16,7 +16,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { DataType, encodeModel, node, valueInfo } from '../../model/onnx-graph.js';
-import { dotAt } from '../../scores.js';
+import { dotAt, squaredNorm } from '../../scores.js';
 
 /**
  * Below this many matrix elements the JS loop is used. Measured at 1024-d: onnxruntime is already
@@ -71,11 +71,6 @@ function scanJs(matrix: Float32Array, rows: number, dim: number, q: Float32Array
   return out;
 }
 
-export function squaredNorm(v: ArrayLike<number>, offset = 0, length = v.length - offset): number {
-  let s = 0;
-  for (let i = offset; i < offset + length; i++) s += v[i]! * v[i]!;
-  return s;
-}
 
 const sessions = new Map<number | undefined, Promise<ort.InferenceSession>>();
 

@@ -12,13 +12,14 @@
 import { constants } from 'node:buffer';
 import { StringDecoder } from 'node:string_decoder';
 import { BgeM3Error } from '../../errors.js';
-import { squaredNorm } from './dense-scorer.js';
+import { squaredNorm } from '../../scores.js';
 import { checkDense, checkDocument, MAX_DENSE_ABS, MAX_DENSE_DIM, MAX_ENCODED_TOKEN_ID } from '../document-checks.js';
 import { describeValue as describe } from '../../shared/checks.js';
 import { readIndexFile, writeIndexFile, type FileIoOptions, type IndexFileHeader, type SectionSink, type SectionWriter } from './index-file.js';
 import { isDeleted, type State, type StoredDocument } from './index-state.js';
 import { checkCompatible, parseFingerprint, type ModelFingerprint } from '../model-fingerprint.js';
-import { SparsePostings, toSparseVector } from './sparse-postings.js';
+import { SparsePostings } from './sparse-postings.js';
+import { toSparseVector } from '../sparse-vector.js';
 
 /**
  * Internal: the largest piece (bytes) the docs section is encoded or decoded through. Tests lower

@@ -20,7 +20,6 @@
  * tombstones, the index is compacted (live rows copied, in order, into new arrays). Insertion order
  * is kept, and it breaks score ties.
  */
-import { randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BgeM3Error } from '../../errors.js';
@@ -28,8 +27,8 @@ import type { BgeM3Model } from '../../model/bge-m3-model.js';
 import { ModelHandle, type BgeM3ModelFields, type BgeM3ModelOption } from '../../shared/model-option.js';
 import type { BgeM3LoadOptions } from '../../model/bge-m3-model.js';
 import { dot } from '../../scores.js';
-import { scanDense, squaredNorm } from './dense-scorer.js';
-import { checkDense, checkDocument, MAX_ENCODED_TOKEN_ID } from '../document-checks.js';
+import { scanDense } from './dense-scorer.js';
+import { checkDense, MAX_ENCODED_TOKEN_ID } from '../document-checks.js';
 import { checkInteger, describeValue as describe } from '../../shared/checks.js';
 import { DEFAULT_PASSAGE_LENGTH, DEFAULT_QUERY_LENGTH } from '../../shared/defaults.js';
 import { fuseCandidates, resolveSearchOptions, type FusionCandidate, type ResolvedSearchOptions } from '../fusion.js';
@@ -37,8 +36,9 @@ import { RerankStage } from '../rerank-stage.js';
 import type { FileIoOptions } from './index-file.js';
 import { HYBRID_INDEX_FILE, loadState, saveState } from './index-persistence.js';
 import { copyTombstones, emptyState, isDeleted, type State, type StoredDocument } from './index-state.js';
+import { encodedRows, encodeDocuments, prepareDocuments, type EncodedRow } from '../document-rows.js';
 import { fingerprintModel, type ModelFingerprint } from '../model-fingerprint.js';
-import { toSparseVector, type SparseVector } from './sparse-postings.js';
+import { toSparseVector, type SparseVector } from '../sparse-vector.js';
 import { compareEntries, TopK } from '../top-k.js';
 import type {
   HybridAddOptions,
@@ -46,7 +46,6 @@ import type {
   HybridEncodedDocument,
   HybridEncodedQuery,
   HybridIndex,
-  HybridMetadata,
   HybridSearchOptions,
   HybridSearchResult,
   HybridStoredDocument,
@@ -94,17 +93,6 @@ export interface MemoryHybridIndexLoadOptions extends FileIoOptions {
   index?: Omit<MemoryHybridIndexOptions, 'model' | 'loadOptions' | 'dim'>;
 }
 
-interface PreparedDoc {
-  id: string;
-  text: string;
-  metadata: HybridMetadata;
-}
-
-interface EncodedRow extends PreparedDoc {
-  dense: ArrayLike<number>;
-  sparse: SparseVector;
-  norm: number;
-}
 
 /** Internal per-candidate record during fusion. */
 
@@ -191,26 +179,10 @@ export class MemoryHybridIndex implements HybridIndex {
    * nothing). A document whose id is already indexed replaces it. Returns the ids in input order.
    */
   async add(docs: HybridDocumentInput[], options: HybridAddOptions = {}): Promise<string[]> {
-    const prepared = this.prepare(docs, 'add');
+    const prepared = prepareDocuments(docs, 'add');
     const model = await this.requireModel('add');
     if (prepared.length === 0) return [];
-    const total = prepared.length;
-    const encoded = await model.encode(
-      prepared.map((d) => d.text),
-      {
-        returnDense: true,
-        returnSparse: true,
-        maxLength: Math.min(this.maxPassageLength, model.maxPositions),
-        batchSize: options.batchSize ?? this.batchSize,
-        signal: options.signal,
-        onProgress: options.onProgress ? ({ done }) => options.onProgress!({ phase: 'encode', done, total }) : undefined,
-      },
-    );
-    options.signal?.throwIfAborted();
-    const rows = prepared.map((d, i): EncodedRow => {
-      const dense = encoded.denseVecs![i]!;
-      return { ...d, dense, sparse: toSparseVector(encoded.lexicalWeights![i]!, `the lexical weights of document ${i}`), norm: Math.sqrt(squaredNorm(dense)) };
-    });
+    const rows = await encodeDocuments(model, prepared, { ...options, maxLength: this.maxPassageLength, batchSize: options.batchSize ?? this.batchSize });
     this.commit(rows, model.dim);
     return prepared.map((d) => d.id);
   }
@@ -220,13 +192,9 @@ export class MemoryHybridIndex implements HybridIndex {
    * cache, or synthetic data in benchmarks): no model is needed. Same semantics as `add`.
    */
   addEncoded(docs: HybridEncodedDocument[]): string[] {
-    const prepared = this.prepare(docs, 'addEncoded');
+    const prepared = prepareDocuments(docs, 'addEncoded');
     const dim = this.dimension ?? (docs[0] ? docs[0].dense?.length : undefined);
-    const rows = prepared.map((d, i): EncodedRow => {
-      const doc = docs[i]!;
-      const dense = checkDense(doc.dense, dim, `addEncoded: docs[${i}].dense`);
-      return { ...d, dense, sparse: toSparseVector(doc.sparse, `addEncoded: docs[${i}].sparse`, MAX_ENCODED_TOKEN_ID), norm: Math.sqrt(squaredNorm(dense)) };
-    });
+    const rows = encodedRows(docs, prepared, dim);
     if (rows.length > 0) this.commit(rows, dim!);
     return prepared.map((d) => d.id);
   }
@@ -405,26 +373,6 @@ export class MemoryHybridIndex implements HybridIndex {
       throw new BgeM3Error('INCOMPATIBLE_INDEX', `MemoryHybridIndex.${operation}: the index holds ${this.dimension}-dimensional vectors but the model produces ${model.dim}; use the model the index was built with.`);
     }
     return model;
-  }
-
-  /** Checks documents, assigns ids and copies metadata (JSON round trip: what is searched is what is saved). */
-  private prepare(docs: (HybridDocumentInput | HybridEncodedDocument)[], operation: string): PreparedDoc[] {
-    if (!Array.isArray(docs)) {
-      throw new BgeM3Error('INVALID_ARGUMENT', `${operation} expects an array of documents { id?, text, metadata? }; got ${describe(docs)}.`);
-    }
-    const ctx = { operation, seen: new Set<string>(), scope: 'in this call; ids must be unique (re-adding an indexed id replaces it)', newId: randomUUID };
-    return docs.map((doc, i) => {
-      const checked = checkDocument(doc, i, ctx);
-      let metadata: HybridMetadata = {};
-      if (checked.metadata !== undefined) {
-        try {
-          metadata = JSON.parse(JSON.stringify(checked.metadata));
-        } catch (cause) {
-          throw new BgeM3Error('INVALID_ARGUMENT', `${operation}: docs[${i}].metadata cannot be stored as JSON (${(cause as Error).message}); use strings, numbers, booleans, arrays and plain objects.`, { cause });
-        }
-      }
-      return { id: checked.id, text: checked.text, metadata };
-    });
   }
 
   /** Adds encoded rows in one synchronous step (see the module comment). */
