@@ -8,6 +8,7 @@ export default defineConfig({
     index: 'src/index.ts',
     langchain: 'src/langchain.ts',
     llamaindex: 'src/llamaindex.ts',
+    postgres: 'src/postgres.ts',
     cli: 'src/cli.ts',
     // The worker thread that owns the onnxruntime sessions (started by src/model/inference-backend.ts).
     'inference-worker': 'src/model/inference-worker.ts',

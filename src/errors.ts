@@ -33,4 +33,6 @@ export type BgeM3ErrorCode =
   /** A download or hub lookup failed. */
   | 'DOWNLOAD_FAILED'
   /** A saved index cannot be used (corrupt, wrong version, other model). */
-  | 'INCOMPATIBLE_INDEX';
+  | 'INCOMPATIBLE_INDEX'
+  /** A database query failed (the message names the table, the operation and the server's words). */
+  | 'DATABASE_ERROR';

@@ -15,7 +15,8 @@ import { checkPositiveInteger, describeValue as describe } from '../shared/check
 import { compareEntries } from './top-k.js';
 import { DEFAULT_RERANK_WEIGHTS } from '../rerankers/m3-reranker.js';
 import { checkModeWeights, combineScores, type ModeWeights } from '../scores.js';
-import type { HybridFilter, HybridFusion, HybridMetadata, HybridRerankOptions, HybridSearchOptions, HybridStoredDocument, HybridWeights } from './types.js';
+import { checkFilter, compileFilter, type MetadataFilter } from './filter.js';
+import type { HybridFilter, HybridFusion, HybridRerankOptions, HybridSearchOptions, HybridStoredDocument, HybridWeights } from './types.js';
 
 /** The paper's hybrid weights (FlagEmbedding `research/BGE_M3` eval: `--dense_weight 1 --sparse_weight 0.3`). */
 export const DEFAULT_WEIGHTED_WEIGHTS: Readonly<HybridWeights> = Object.freeze({ dense: 1, sparse: 0.3 });
@@ -47,7 +48,14 @@ export interface ResolvedSearchOptions {
   fusion: HybridFusion;
   weights: HybridWeights;
   rrfK: number;
+  /** The filter as a predicate on stored documents (what the in-memory index applies); undefined = no filter. */
   filter: ((doc: HybridStoredDocument) => boolean) | undefined;
+  /**
+   * The filter in declarative form (validated, snapshotted at resolve time), for backends that
+   * translate it (e.g. to SQL with `filterToSql`); undefined when there is no filter or it is a
+   * function. Use {@link requireDeclarativeFilter} to get it and refuse function filters.
+   */
+  declarativeFilter: MetadataFilter | undefined;
   rerank: { topN: number; weights: ModeWeights } | undefined;
 }
 
@@ -81,7 +89,8 @@ export function resolveSearchOptions(options: HybridSearchOptions = {}): Resolve
   if (typeof rrfK !== 'number' || !Number.isFinite(rrfK) || rrfK < 0) {
     throw new BgeM3Error('INVALID_ARGUMENT', `rrfK must be a finite number ≥ 0 (60 is the usual value); got ${describe(rrfK)}.`);
   }
-  return { k, candidates, fusion, weights, rrfK, filter: resolveFilter(options.filter), rerank: resolveRerank(options.rerank, k) };
+  const { predicate, declarative } = resolveFilter(options.filter);
+  return { k, candidates, fusion, weights, rrfK, filter: predicate, declarativeFilter: declarative, rerank: resolveRerank(options.rerank, k) };
 }
 
 function resolveRerank(rerank: HybridRerankOptions | boolean | undefined, k: number): ResolvedSearchOptions['rerank'] {
@@ -95,14 +104,31 @@ function resolveRerank(rerank: HybridRerankOptions | boolean | undefined, k: num
   return { topN, weights };
 }
 
-function resolveFilter(filter: HybridFilter | undefined): ResolvedSearchOptions['filter'] {
-  if (filter === undefined || filter === null) return undefined;
-  if (typeof filter === 'function') return filter;
+function resolveFilter(filter: HybridFilter | undefined): { predicate: ResolvedSearchOptions['filter']; declarative: MetadataFilter | undefined } {
+  if (filter === undefined || filter === null) return { predicate: undefined, declarative: undefined };
+  if (typeof filter === 'function') return { predicate: filter, declarative: undefined };
   if (typeof filter !== 'object' || Array.isArray(filter)) {
-    throw new BgeM3Error('INVALID_ARGUMENT', `filter must be a function (doc) => boolean or a metadata object such as { lang: 'de' }; got ${describe(filter)}.`);
+    throw new BgeM3Error('INVALID_ARGUMENT', `filter must be a function (doc) => boolean or a metadata filter object such as { lang: 'de' } or { year: { $gte: 2020 } }; got ${describe(filter)}.`);
   }
-  const entries = Object.entries(filter as HybridMetadata);
-  return (doc) => entries.every(([key, value]) => doc.metadata[key] === value);
+  // A snapshot: later changes to the caller's object do not change a search already resolved.
+  const declarative = structuredClone(checkFilter(filter, 'filter'));
+  const matches = compileFilter(declarative);
+  return { predicate: (doc) => matches(doc.metadata), declarative };
+}
+
+/**
+ * For backends that evaluate filters themselves (e.g. in SQL): the search's declarative filter, or
+ * undefined if it has none. A function filter cannot be translated, so it is refused with a
+ * `BgeM3Error('INVALID_ARGUMENT')` naming the backend.
+ */
+export function requireDeclarativeFilter(opts: ResolvedSearchOptions, backendName: string): MetadataFilter | undefined {
+  if (opts.filter !== undefined && opts.declarativeFilter === undefined) {
+    throw new BgeM3Error(
+      'INVALID_ARGUMENT',
+      `${backendName}: filter is a function, which only an in-memory index can run; pass a declarative metadata filter instead, e.g. { lang: 'de' }, { year: { $gte: 2020 } } or { $or: [{ tag: 'a' }, { tag: 'b' }] }.`,
+    );
+  }
+  return opts.declarativeFilter;
 }
 
 /** A document from either leg of a search, with its exact scores and its 1-based rank in each leg it came from. */

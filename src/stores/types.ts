@@ -4,6 +4,9 @@
  * that implements it (in memory, or a future database-backed one) plugs into both frameworks.
  */
 import type { LexicalWeights, ModeWeights } from '../scores.js';
+import type { MetadataFilter } from './filter.js';
+
+export type { MetadataFilter } from './filter.js';
 
 /** Free-form document metadata (kept as given; saved as JSON, so keep it JSON-serializable). */
 export type HybridMetadata = Record<string, unknown>;
@@ -47,11 +50,14 @@ export interface HybridStoredDocument {
 }
 
 /**
- * Which documents a search may return: a predicate (it sees the stored document: read it, do not
- * modify it), or an object whose every key must equal (`===`) the document's metadata value under
- * that key (`{ lang: 'de' }`).
+ * Which documents a search may return:
+ * - a declarative {@link MetadataFilter} over the metadata (`{ lang: 'de' }`,
+ *   `{ 'author.name': 'Ada', year: { $gte: 2020 }, tags: { $in: ['ml', 'ir'] } }`, `$and`/`$or`/`$not`;
+ *   see `stores/filter.ts` for the exact semantics), which every backend evaluates identically; or
+ * - a predicate on the stored document (read it, do not modify it), for in-memory indexes only
+ *   (a database-backed index refuses it).
  */
-export type HybridFilter = ((doc: HybridStoredDocument) => boolean) | HybridMetadata;
+export type HybridFilter = ((doc: HybridStoredDocument) => boolean) | MetadataFilter;
 
 /** How the dense and sparse candidate lists are merged. */
 export type HybridFusion = 'weighted' | 'rrf';
@@ -119,8 +125,8 @@ export interface HybridSearchResult {
 
 /** Progress of a long index operation. */
 export interface HybridProgress {
-  phase: 'encode' | 'save' | 'load';
-  /** Texts encoded, or bytes written/read. */
+  phase: 'encode' | 'add' | 'save' | 'load';
+  /** Texts encoded, rows written to a database, or bytes written/read. */
   done: number;
   total: number;
 }
@@ -140,12 +146,16 @@ export interface HybridAddOptions {
  * `bge-m3-rag/langchain` and `bge-m3-rag/llamaindex` accept any implementation.
  */
 export interface HybridIndex {
-  /** Number of documents (deleted ones excluded). */
-  readonly size: number;
-  /** Encodes and adds documents (all or nothing); returns their ids in input order. */
+  /** Number of documents (deleted ones excluded). Asynchronous: a shared database counts on the server. */
+  count(): Promise<number>;
+  /** Encodes and adds documents (all or nothing; an indexed id is replaced); returns their ids in input order. */
   add(docs: HybridDocumentInput[], options?: HybridAddOptions): Promise<string[]>;
+  /** Adds documents with precomputed dense and sparse encodings (no model needed). */
+  addEncoded(docs: HybridEncodedDocument[]): string[] | Promise<string[]>;
   /** Removes documents by id; unknown ids are ignored. Returns how many were removed. */
   delete(ids: string[]): Promise<number>;
   /** Hybrid search; results are ordered best first. */
   search(query: string, options?: HybridSearchOptions): Promise<HybridSearchResult[]>;
+  /** Search with a precomputed query encoding (no model needed; no `rerank`). */
+  searchEncoded(query: HybridEncodedQuery, options?: HybridSearchOptions): Promise<HybridSearchResult[]>;
 }

@@ -151,6 +151,11 @@ export class MemoryHybridIndex implements HybridIndex {
   }
 
   /** Width of the dense vectors, once known (from `dim`, the model, or the first document). */
+  /** Number of documents, as the `HybridIndex` contract asks (the same as `size`). */
+  async count(): Promise<number> {
+    return this.size;
+  }
+
   get dim(): number | undefined {
     return this.dimension;
   }
