@@ -53,3 +53,4 @@ export {
 export { MemoryHybridIndex, HYBRID_INDEX_FILE, type MemoryHybridIndexOptions, type MemoryHybridIndexLoadOptions } from './stores/memory/memory-hybrid-index.js';
 export type { HybridIndex, HybridDocumentInput, HybridEncodedDocument, HybridEncodedQuery, HybridStoredDocument, HybridSearchOptions, HybridSearchResult, HybridFilter, HybridFusion, HybridWeights, HybridRerankOptions, HybridAddOptions, HybridProgress, HybridMetadata, SparseVectorInput } from './stores/types.js';
 export { DEFAULT_WEIGHTED_WEIGHTS, DEFAULT_RRF_WEIGHTS, weightedScore, rrfScore } from './stores/fusion.js';
+export { checkFilter, compileFilter, matchesFilter, type MetadataFilter, type FieldOperators, type FilterValue } from './stores/filter.js';

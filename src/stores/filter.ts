@@ -118,8 +118,8 @@ const SUPPORTED = `Supported: field operators ${FIELD_OPERATORS.join(', ')} (as 
 
 type CompareOp = '>' | '>=' | '<' | '<=';
 
-/** @internal */
-export type FilterNode =
+/** The normalized tree both evaluators walk ($ne, $nin and field $not become `not`; $in becomes `or`). */
+type FilterNode =
   | { kind: 'and'; nodes: FilterNode[] }
   | { kind: 'or'; nodes: FilterNode[] }
   | { kind: 'not'; node: FilterNode }
@@ -333,11 +333,6 @@ function parseOperator(path: string[], op: string, operand: unknown, where: stri
       fail(`${here}: ${op} is a logical operator; use it at the top level of a filter, e.g. { ${op}: [{ f: 1 }, { f: 2 }] }, not under a field.`);
   }
   fail(`${here}: unknown operator ${op}. ${SUPPORTED}`);
-}
-
-/** @internal The normalized tree of a filter (validates it). */
-export function parseMetadataFilter(filter: unknown, where = 'filter'): FilterNode {
-  return parseFilter(filter, where);
 }
 
 /**

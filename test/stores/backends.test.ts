@@ -285,6 +285,7 @@ describe.runIf(SERVER_URL)('PostgreSQL server', () => {
   it('a server connection that dies mid-add leaves nothing half-written', async () => {
     const table = uniqueTable('killed');
     const pool = new pg.Pool({ connectionString: SERVER_URL!, max: 1 });
+    pool.on('error', () => {}); // the terminated connection, once idle
     const index = await PgHybridIndex.open({ client: pool, table, model: null, dim: 64, insertBatchSize: 10 });
     try {
       const rand = rng(9);
@@ -314,7 +315,7 @@ describe.runIf(SERVER_URL)('PostgreSQL server', () => {
         message: expect.stringMatching(/CREATE EXTENSION IF NOT EXISTS vector/),
       });
     } finally {
-      await serverPool!.query(`DROP DATABASE IF EXISTS ${db}`);
+      await serverPool!.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
     }
   });
 });

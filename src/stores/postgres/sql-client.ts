@@ -28,6 +28,7 @@ interface PgQueryResult {
 }
 interface PgPoolLike {
   query(text: string, params?: unknown[]): Promise<PgQueryResult>;
+  on(event: 'error', listener: (error: Error) => void): unknown;
   connect(): Promise<PgPoolClientLike>;
   end(): Promise<void>;
   totalCount: number;
@@ -35,6 +36,8 @@ interface PgPoolLike {
 interface PgPoolClientLike {
   query(text: string, params?: unknown[]): Promise<PgQueryResult>;
   release(error?: unknown): void;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+  off(event: 'error', listener: (error: Error) => void): unknown;
 }
 interface PgClientLike {
   query(text: string, params?: unknown[]): Promise<PgQueryResult>;
@@ -82,6 +85,10 @@ function poolClient(pool: PgPoolLike, owned: boolean): SqlClient {
     transaction: async (fn, options) => {
       const conn = await pool.connect();
       let broken: unknown;
+      // A checked-out connection that the server drops emits 'error' besides failing its query;
+      // unheard, that event would end the process. The query's own rejection reports it.
+      const onError = (e: Error) => (broken = e);
+      conn.on('error', onError);
       try {
         await conn.query(options?.readOnly ? 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY' : 'BEGIN');
         const out = await fn({ query: async <T>(text: string, params?: unknown[]) => rowsOf<T>(await conn.query(text, params)) });
@@ -91,7 +98,8 @@ function poolClient(pool: PgPoolLike, owned: boolean): SqlClient {
         await conn.query('ROLLBACK').catch((rollbackError: unknown) => (broken = rollbackError));
         throw e;
       } finally {
-        // A connection that could not even roll back is dropped from the pool, not reused.
+        // A connection that failed or could not even roll back is dropped from the pool, not reused.
+        conn.off('error', onError);
         conn.release(broken);
       }
     },
@@ -145,7 +153,11 @@ async function peer<T>(name: string, why: string): Promise<T> {
 export async function connectServer(connectionString: string): Promise<SqlClient> {
   const pg = await peer<{ default?: { Pool: new (o: object) => PgPoolLike }; Pool?: new (o: object) => PgPoolLike }>('pg', 'PgHybridIndex with a connectionString');
   const Pool = pg.Pool ?? pg.default!.Pool;
-  return poolClient(new Pool({ connectionString, max: 4 }), true);
+  const pool = new Pool({ connectionString, max: 4 });
+  // An idle connection the server closes (restart, failover, pg_terminate_backend) must not crash
+  // the process: the pool drops it and the next query opens a new one.
+  pool.on('error', () => {});
+  return poolClient(pool, true);
 }
 
 /** PGlite with pgvector, persisted in `dataDir` (in memory when undefined); owned. */
