@@ -88,8 +88,8 @@ export class BgeM3Tokenizer {
 
   /**
    * Ids of at least the first `budget` tokens of `text` (all of them if it has fewer), tokenizing a
-   * prefix of the text, doubled until it yields enough tokens: a book, a log or a data dump costs
-   * about what its kept part costs.
+   * prefix of the text, grown until it yields enough tokens: a book, a log or a data dump costs
+   * about what its kept part costs, and a text with almost no tokens about one pass over it.
    *
    * The prefix ends just before a word boundary when there is one in the second half of the
    * prefix: words are tokenized independently (the Metaspace pre-tokenizer splits at spaces), so
@@ -99,15 +99,16 @@ export class BgeM3Tokenizer {
    * path reached across the whole margin. A prefix that grows to the whole text is exact.
    */
   private async leadingIds(text: string, budget: number): Promise<number[]> {
-    for (let cut = Math.max(4 * budget, 4096); cut < text.length; cut *= 2) {
+    for (let cut = Math.max(4 * budget, 4096); cut < text.length; ) {
       const at = wordBoundaryBefore(text, cut, cut >> 1);
-      if (at > 0) {
-        const ids = await this.encodeRaw(text.slice(0, at));
-        if (ids.length >= budget) return ids;
-      } else {
-        const ids = await this.encodeRaw(text.slice(0, cutNear(text, cut)));
-        if (ids.length >= budget + CUT_MARGIN_TOKENS) return ids;
-      }
+      const exact = at > 0;
+      const ids = await this.encodeRaw(text.slice(0, exact ? at : cutNear(text, cut)));
+      const needed = exact ? budget : budget + CUT_MARGIN_TOKENS;
+      if (ids.length >= needed) return ids;
+      // Grow to where the tokens so far predict enough (with a quarter to spare), at least doubling:
+      // a text that normalizes almost to nothing (runs of spaces, zero-width or unknown characters)
+      // goes straight to its whole length instead of being tokenized again at every doubling.
+      cut = ids.length > 0 ? Math.max(2 * cut, Math.ceil(((cut * needed) / ids.length) * 1.25)) : Infinity;
     }
     return this.encodeRaw(text);
   }

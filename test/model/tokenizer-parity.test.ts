@@ -84,4 +84,25 @@ describe('tokenizer parity with the Rust tokenizer', () => {
     }
     expect(mismatches).toEqual([]);
   });
+
+  it('pathological long inputs (1 MB each) finish, never overflow the stack, and keep the exact ids', async () => {
+    const MB = 1 << 20;
+    const cases: Record<string, string> = {
+      crlf: '\r\n'.repeat(MB / 2),
+      zeroWidth: '\u200b'.repeat(MB / 3),
+      loneSurrogates: '\ud800'.repeat(MB / 3),
+      thai: 'ภาษาไทยเป็นภาษาราชการ'.repeat(MB / 63), // unspaced: overflowed the stack past ~130k characters
+      base64: Buffer.from(Array.from({ length: (MB * 3) / 4 }, (_, i) => (i * 2654435761) >>> 24)).toString('base64'),
+      emoji: '👋🏽'.repeat(MB / 8),
+      spaces: ' '.repeat(MB),
+    };
+    for (const [name, text] of Object.entries(cases)) {
+      const full = await reference(text);
+      for (const maxLength of [8192, 512]) {
+        expect(await ours.encode(text, maxLength), `${name}, maxLength ${maxLength}`).toEqual([...full.slice(0, Math.min(full.length - 1, maxLength - 1)), 2]);
+      }
+    }
+    // Without truncation too: no recursion that grows with the input.
+    expect((await ours.encode(cases.thai!, 10_000_000)).length).toBeGreaterThan(100_000);
+  }, 120_000);
 });
