@@ -14,7 +14,7 @@ const rust = tk.Tokenizer.fromFile(`${FIXTURE_DIR}/tokenizer.json`);
 const MB = 1 << 20;
 const classes: Record<string, (n: number) => string> = {
   crlf: (n) => '\r\n'.repeat(n / 2), zwsp: (n) => '\u200b'.repeat(n / 3), surrogates: (n) => '\ud800'.repeat(n / 3),
-  thai: (n) => 'ภาษาไทยเป็นภาษาราชการ'.repeat(n / 63), base64: (n) => Buffer.alloc(n * 3 / 4, 7).map((_, i) => (i * 2654435761) >>> 24).toString('base64'),
+  thai: (n) => 'ภาษาไทยเป็นภาษาราชการ'.repeat(n / 63), base64: (n) => Buffer.from(Array.from({ length: (n * 3) / 4 }, (_, i) => (i * 2654435761) >>> 24)).toString('base64'),
   english: (n) => 'The quick brown fox jumps over the lazy dog. '.repeat(n / 45), cjk: (n) => '東京は日本の首都です。'.repeat(n / 33),
   spaces: (n) => ' '.repeat(n), emoji: (n) => '👋🏽'.repeat(n / 8),
 };
