@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BgeM3Model } from '../../src/index.js';
 import { DataType, encodeModel, floatTensor, node, valueInfo } from '../../src/model/onnx-graph.js';
-import { copyFixture, TINY_DIR } from '../helpers.js';
+import { copyFixture, largestTimerGap, TINY_DIR } from '../helpers.js';
 import { expectFixtureOutputs } from '../hub/model-check.js';
 import { isolateHubEnv, type HubEnv } from '../hub/hub-env.js';
 import { startFakeHub, type FakeHub } from '../support/fake-hub.js';
@@ -195,23 +195,6 @@ describe('tokenization off the event loop', () => {
   });
   afterAll(() => model?.dispose());
 
-  /** Largest gap between ticks of a 5 ms timer while `work` runs. */
-  async function largestGap(work: () => Promise<unknown>): Promise<number> {
-    let last = performance.now();
-    let gap = 0;
-    const timer = setInterval(() => {
-      const now = performance.now();
-      gap = Math.max(gap, now - last);
-      last = now;
-    }, 5);
-    try {
-      await work();
-    } finally {
-      clearInterval(timer);
-    }
-    return Math.max(gap, performance.now() - last);
-  }
-
   it('keeps the event loop responsive on pathological texts (zero-width spaces, CRLF runs, lone surrogates, base64)', async () => {
     const texts = [
       '\u200b'.repeat(1 << 20),
@@ -221,7 +204,7 @@ describe('tokenization off the event loop', () => {
       'ภาษาไทยเป็นภาษาราชการ'.repeat(30_000),
     ];
     let out: Awaited<ReturnType<BgeM3Model['encode']>> | undefined;
-    const gap = await largestGap(async () => {
+    const gap = await largestTimerGap(async () => {
       out = await model.encode(texts, { maxLength: 512 });
     });
     expect(out!.denseVecs).toHaveLength(texts.length);

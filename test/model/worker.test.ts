@@ -9,27 +9,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BgeM3Model } from '../../src/index.js';
-import { copyFixture, loadExpected, maxAbsDiff, TINY_DIR } from '../helpers.js';
+import { copyFixture, largestTimerGap, loadExpected, maxAbsDiff, TINY_DIR } from '../helpers.js';
 
 const tmpRoot = mkdtempSync(join(tmpdir(), 'bge-m3-worker-'));
 afterAll(() => rmSync(tmpRoot, { recursive: true, force: true }));
 
 /** A long text: one batch of it keeps onnxruntime busy for a while even on the tiny model. */
 const LONG = loadExpected().texts.find((t) => t.input_ids.length > 5000)!.text;
-
-/** Largest gap between ticks of a 5 ms timer while `work` runs. */
-async function largestTimerGap(work: () => Promise<unknown>): Promise<number> {
-  let last = performance.now();
-  let gap = 0;
-  const timer = setInterval(() => {
-    const now = performance.now();
-    gap = Math.max(gap, now - last);
-    last = now;
-  }, 5);
-  await work();
-  clearInterval(timer);
-  return Math.max(gap, performance.now() - last);
-}
 
 describe('inference worker', () => {
   it('keeps the event loop responsive while a long batch runs (and blocks it without the worker)', async () => {

@@ -28,17 +28,17 @@ import { ModelHandle, type BgeM3ModelFields, type BgeM3ModelOption } from '../..
 import type { BgeM3LoadOptions } from '../../model/bge-m3-model.js';
 import { dot } from '../../scores.js';
 import { scanDense } from './dense-scorer.js';
-import { checkDense, MAX_ENCODED_TOKEN_ID } from '../document-checks.js';
 import { checkInteger, describeValue as describe } from '../../shared/checks.js';
 import { DEFAULT_PASSAGE_LENGTH, DEFAULT_QUERY_LENGTH } from '../../shared/defaults.js';
 import { fuseCandidates, resolveSearchOptions, type FusionCandidate, type ResolvedSearchOptions } from '../fusion.js';
 import { RerankStage } from '../rerank-stage.js';
+import { checkEncodedQuery, encodeQuery } from '../query-encoding.js';
 import type { FileIoOptions } from './index-file.js';
 import { HYBRID_INDEX_FILE, loadState, saveState } from './index-persistence.js';
 import { copyTombstones, emptyState, isDeleted, type State, type StoredDocument } from './index-state.js';
 import { encodedRows, encodeDocuments, prepareDocuments, type EncodedRow } from '../document-rows.js';
 import { fingerprintModel, type ModelFingerprint } from '../model-fingerprint.js';
-import { toSparseVector, type SparseVector } from '../sparse-vector.js';
+import type { SparseVector } from '../sparse-vector.js';
 import { compareEntries, TopK } from '../top-k.js';
 import type {
   HybridAddOptions,
@@ -273,19 +273,10 @@ export class MemoryHybridIndex implements HybridIndex {
    * top. Results are best first; ties keep insertion order.
    */
   async search(query: string, options: HybridSearchOptions = {}): Promise<HybridSearchResult[]> {
-    if (typeof query !== 'string') {
-      throw new BgeM3Error('INVALID_ARGUMENT', `search: the query must be a string; got ${describe(query)}.`);
-    }
     const opts = resolveSearchOptions(options);
     const model = await this.requireModel('search');
-    const encoded = await model.encode([query], {
-      returnDense: true,
-      returnSparse: true,
-      maxLength: Math.min(this.maxQueryLength, model.maxPositions),
-      signal: options.signal,
-    });
-    const sparse = toSparseVector(encoded.lexicalWeights![0]!, 'the query lexical weights');
-    const fused = await this.searchVectors(encoded.denseVecs![0]!, sparse, opts, options.signal);
+    const q = await encodeQuery(model, query, this.maxQueryLength, options.signal);
+    const fused = await this.searchVectors(q.dense, q.sparse, opts, options.signal);
     if (!opts.rerank) return fused.slice(0, opts.k);
     return this.rerankStage.rerank(model, query, fused, opts, options.signal);
   }
@@ -296,17 +287,11 @@ export class MemoryHybridIndex implements HybridIndex {
    */
   async searchEncoded(query: HybridEncodedQuery, options: HybridSearchOptions = {}): Promise<HybridSearchResult[]> {
     const opts = resolveSearchOptions(options);
-    if (opts.rerank) {
-      throw new BgeM3Error('INVALID_ARGUMENT', 'searchEncoded: rerank needs the query text and the model; use search(query, { rerank }) instead.');
-    }
-    if (query === null || typeof query !== 'object') {
-      throw new BgeM3Error('INVALID_ARGUMENT', `searchEncoded expects { dense, sparse }; got ${describe(query)}.`);
-    }
-    const dense = checkDense(query.dense, this.dimension ?? query.dense?.length, 'searchEncoded: query.dense');
-    const sparse = toSparseVector(query.sparse, 'searchEncoded: query.sparse', MAX_ENCODED_TOKEN_ID);
-    const fused = await this.searchVectors(Float32Array.from(dense), sparse, opts, options.signal);
+    const q = checkEncodedQuery(query, this.dimension, opts);
+    const fused = await this.searchVectors(q.dense, q.sparse, opts, options.signal);
     return fused.slice(0, opts.k);
   }
+
 
   /**
    * Writes the index to `dir/hybrid-index.bgem3` (created if needed): one versioned file with a
