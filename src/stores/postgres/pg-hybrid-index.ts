@@ -23,13 +23,14 @@ import { dot } from '../../scores.js';
 import { checkInteger, checkPositiveInteger, describeValue as describe } from '../../shared/checks.js';
 import { DEFAULT_PASSAGE_LENGTH, DEFAULT_QUERY_LENGTH } from '../../shared/defaults.js';
 import { ModelHandle, type BgeM3ModelFields, type BgeM3ModelOption } from '../../shared/model-option.js';
-import { checkDense, MAX_ENCODED_TOKEN_ID } from '../document-checks.js';
+import { MAX_ENCODED_TOKEN_ID } from '../document-checks.js';
 import { encodedRows, encodeDocuments, prepareDocuments, type EncodedRow } from '../document-rows.js';
 import { filterToSql, type MetadataFilter } from '../filter.js';
 import { fuseCandidates, requireDeclarativeFilter, resolveSearchOptions, type FusionCandidate, type ResolvedSearchOptions } from '../fusion.js';
 import { checkCompatible, fingerprintModel, parseFingerprint } from '../model-fingerprint.js';
 import { RerankStage } from '../rerank-stage.js';
-import { sparseDot, toSparseVector, type SparseVector } from '../sparse-vector.js';
+import { checkEncodedQuery, encodeQuery } from '../query-encoding.js';
+import { sparseDot, type SparseVector } from '../sparse-vector.js';
 import { compareEntries } from '../top-k.js';
 import type { HybridAddOptions, HybridDocumentInput, HybridEncodedDocument, HybridEncodedQuery, HybridIndex, HybridSearchOptions, HybridSearchResult } from '../types.js';
 import { hnswStatements, migrate, readSettings, tableNames, type DenseColumnType, type StoredSettings, type TableNames } from './schema.js';
@@ -266,15 +267,11 @@ export class PgHybridIndex implements HybridIndex {
 
   /** Hybrid search with the same options and results as `MemoryHybridIndex.search`. */
   async search(query: string, options: HybridSearchOptions = {}): Promise<HybridSearchResult[]> {
-    if (typeof query !== 'string') {
-      throw new BgeM3Error('INVALID_ARGUMENT', `search: the query must be a string; got ${describe(query)}.`);
-    }
     const opts = resolveSearchOptions(options);
     const filter = declarativeFilter(opts);
     const model = await this.requireModel('search');
-    const encoded = await model.encode([query], { returnDense: true, returnSparse: true, maxLength: Math.min(this.options.maxQueryLength, model.maxPositions), signal: options.signal });
-    const sparse = toSparseVector(encoded.lexicalWeights![0]!, 'the query lexical weights');
-    const fused = await this.searchVectors(encoded.denseVecs![0]!, sparse, opts, filter, options.signal);
+    const q = await encodeQuery(model, query, this.options.maxQueryLength, options.signal);
+    const fused = await this.searchVectors(q.dense, q.sparse, opts, filter, options.signal);
     if (!opts.rerank) return fused.slice(0, opts.k);
     return this.rerankStage.rerank(model, query, fused, opts, options.signal);
   }
@@ -282,17 +279,11 @@ export class PgHybridIndex implements HybridIndex {
   /** Search with a precomputed query encoding (no model needed); `rerank` needs `search`. */
   async searchEncoded(query: HybridEncodedQuery, options: HybridSearchOptions = {}): Promise<HybridSearchResult[]> {
     const opts = resolveSearchOptions(options);
-    if (opts.rerank) {
-      throw new BgeM3Error('INVALID_ARGUMENT', 'searchEncoded: rerank needs the query text and the model; use search(query, { rerank }) instead.');
-    }
-    if (query === null || typeof query !== 'object') {
-      throw new BgeM3Error('INVALID_ARGUMENT', `searchEncoded expects { dense, sparse }; got ${describe(query)}.`);
-    }
-    const dense = checkDense(query.dense, this.settings.dim, 'searchEncoded: query.dense');
-    const sparse = toSparseVector(query.sparse, 'searchEncoded: query.sparse', MAX_ENCODED_TOKEN_ID);
-    const fused = await this.searchVectors(Float32Array.from(dense), sparse, opts, declarativeFilter(opts), options.signal);
+    const q = checkEncodedQuery(query, this.settings.dim, opts);
+    const fused = await this.searchVectors(q.dense, q.sparse, opts, declarativeFilter(opts), options.signal);
     return fused.slice(0, opts.k);
   }
+
 
   // --- internals ---------------------------------------------------------------------------------
 
