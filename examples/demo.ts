@@ -10,6 +10,7 @@
  *    printing each result's relevance, dense, sparse, ColBERT and hybrid scores.
  *
  *   npm run demo                                   # BAAI/bge-m3 (≈2.3 GB download the first time)
+ *                                                  # (builds dist/ first only when it is older than src/)
  *   npm run demo -- --model ./path/to/bge-m3       # a local export
  *   npm run demo -- --query "Wer hat das Taj Mahal gebaut?" --k 5
  *
@@ -18,7 +19,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { BgeM3Model, MemoryHybridIndex } from 'bge-m3-rag';
+import { BgeM3Error, BgeM3Model, MemoryHybridIndex } from 'bge-m3-rag';
 
 interface DemoDoc {
   id: string;
@@ -55,7 +56,26 @@ const queries = args.query?.length ? args.query : DEFAULT_QUERIES;
 const docs = JSON.parse(readFileSync(new URL('./data/multilingual-docs.json', import.meta.url), 'utf8')) as DemoDoc[];
 
 console.error(`Loading ${args.model}…`);
-const model = await BgeM3Model.load(args.model);
+let model: BgeM3Model;
+try {
+  model = await BgeM3Model.load(args.model);
+} catch (e) {
+  // Expected failures (no network, no such folder, an incomplete cache): a few lines that say what to
+  // do, exit 1, no stack trace. Anything else is a bug and keeps its stack.
+  if (!(e instanceof BgeM3Error)) throw e;
+  console.error(`\nCannot load ${args.model}: ${e.message}\n`);
+  if (e.code === 'DOWNLOAD_FAILED' || e.code === 'MISSING_FILE') {
+    console.error(
+      [
+        'To run the demo without hub access:',
+        '  npm run demo -- --model <dir>     a folder holding a BGE-M3 export (e.g. test/fixtures/bge-m3-tiny: random weights, real plumbing)',
+        '  or the air-gapped recipe in the README ("Air-gapped machines"): copy a Hugging Face cache made with',
+        '  `npx bge-m3-rag download` elsewhere, then HF_HUB_OFFLINE=1 npm run demo',
+      ].join('\n'),
+    );
+  }
+  process.exit(1);
+}
 try {
   const index = new MemoryHybridIndex({ model });
   const started = performance.now();

@@ -3,14 +3,20 @@
  * The `bge-m3-rag` command line. Commands live in the `COMMANDS` table so more can be added
  * (`embed`, `search`, …) without touching the dispatcher.
  *
- * Exit codes: 0 success, 1 the command failed (download error, missing file), 2 usage error.
+ * Exit codes: 0 success, 1 the command failed (download error, missing or corrupt file), 2 usage error.
  */
+import { existsSync } from 'node:fs';
+import { unlink } from 'node:fs/promises';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { BgeM3Error } from './errors.js';
 import { DTYPES, type BgeM3Dtype } from './model/model-files.js';
-import { envFlag } from './hub/hub-settings.js';
-import { formatBytes } from './hub/progress.js';
-import { resolveModelSource } from './hub/resolve-source.js';
+import { RepoCache } from './hub/hub-cache.js';
+import { envFlag, resolveHubSettings } from './hub/hub-settings.js';
+import { formatBytes, terminalProgress } from './hub/progress.js';
+import { classifySource } from './hub/repo-id.js';
+import { refetchFiles, resolveModelSource, type ResolveSourceOptions } from './hub/resolve-source.js';
+import { FileVerifier, formatCheckLine, MANIFEST_NAME, snapshotTargets, type FileCheck } from './hub/verify.js';
+import { packageVersion, RAG_COMMANDS } from './cli/commands.js';
 
 const PROGRAM = 'bge-m3-rag';
 
@@ -49,7 +55,10 @@ HF_HUB_OFFLINE=1 (no network: only check that the cache holds the model, and pri
 
 Air-gapped machines: run this where there is network, copy the cache folder
 (<cache>/models--BAAI--bge-m3) to the same place on the target (or point HF_HUB_CACHE at the copy),
-and set HF_HUB_OFFLINE=1 there.`;
+and set HF_HUB_OFFLINE=1 there.
+
+Files that change on disk later (a failing disk, a bit flip) are not caught by the download's
+check: run \`${PROGRAM} verify\` to re-hash the cache, or load with { verify: true }.`;
 
 const downloadOptions = {
   dtype: { type: 'string' },
@@ -117,8 +126,166 @@ async function download(args: string[]): Promise<number> {
   return 0;
 }
 
+const VERIFY_USAGE = `Usage: ${PROGRAM} verify [repo|dir] [options]
+
+Re-hashes model files already on disk and compares each with the hash it was recorded under, to
+catch files that changed after the download (a failing disk or RAM, a bit flip, another program
+writing into the cache): such files load and give wrong vectors. Never connects to the hub (except
+with --repair). Hashing BAAI/bge-m3's 2.2 GB model.onnx_data takes a few seconds.
+
+Which files: those a load with the same --dtype / --heads would use (the graph, its external data,
+the tokenizer and config files, the head files). With --all: every file of the cached snapshot,
+including files other tools (Python) downloaded.
+
+Recorded hashes: a hub cache file is checked against the name of the blob it links to (sha256 for
+LFS files, git blob sha1 for small files). A local directory has none, unless it holds a
+${MANIFEST_NAME} manifest (sha256sum's format, paths relative to the directory; write it with
+\`sha256sum onnx/* *.json *.pt > ${MANIFEST_NAME}\` while the files are good); other files are UNVERIFIED.
+
+Output (stdout): one line per file, "ok", "CORRUPT" (expected and actual hash, the blob),
+"MISSING", "UNVERIFIED" (why) or, after --repair, "REPAIRED"; then a summary line.
+
+Arguments:
+  repo|dir               hub repo id or model directory (default: BAAI/bge-m3)
+
+Options:
+  --dtype <fp32|fp16|q8> the graph a load would use (default: fp32)
+  --revision <rev>       branch, tag or commit in the cache (default: main)
+  --cache-dir <dir>      hub cache folder (default: $HF_HUB_CACHE, else $HF_HOME/hub,
+                         else ~/.cache/huggingface/hub)
+  --heads <repo|dir>     also verify the head files a load would take from there
+  --all                  every file of the cached snapshot (not with --dtype / --heads)
+  --repair               delete corrupt blobs and download them (and missing files) again,
+                         at the same commit; needs network
+  --endpoint <url>       hub URL for --repair (default: $HF_ENDPOINT, else https://huggingface.co)
+  --quiet                no progress line
+  -h, --help             show this help
+
+Exit codes: 0 every file matched its recorded hash (or was repaired), 1 a file is corrupt, missing
+or could not be verified, 2 bad arguments.`;
+
+const verifyOptions = { ...downloadOptions, all: { type: 'boolean', default: false }, repair: { type: 'boolean', default: false } } as const satisfies ParseArgsConfig['options'];
+
+/** Which files, for the summary line. */
+function verifyScope(source: string, values: { dtype?: string; heads?: string; all?: boolean }, commit: string | undefined): string {
+  const at = commit ? ` at commit ${commit.slice(0, 12)}` : '';
+  if (values.all) return `every file of the cached snapshot of ${source}${at}`;
+  const how = [values.dtype && `dtype ${values.dtype}`, values.heads && `heads ${values.heads}`].filter(Boolean).join(', ');
+  return `the files a load of ${source}${how ? ` (${how})` : ''}${at} uses`;
+}
+
+async function verify(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, verifyOptions);
+  if (values.help) {
+    process.stdout.write(`${VERIFY_USAGE}\n`);
+    return 0;
+  }
+  if (positionals.length > 1) throw new UsageError(`verify takes one repo or directory, got ${positionals.length}: ${positionals.join(' ')}`);
+  if (values.dtype !== undefined && !(DTYPES as readonly string[]).includes(values.dtype)) {
+    throw new UsageError(`--dtype must be one of ${DTYPES.join(', ')}; got "${values.dtype}"`);
+  }
+  for (const flag of ['revision', 'cache-dir', 'heads', 'endpoint'] as const) {
+    if (values[flag] !== undefined && values[flag].trim() === '') throw new UsageError(`--${flag} needs a value; got an empty string`);
+  }
+  if (values.all && (values.dtype !== undefined || values.heads !== undefined)) {
+    throw new UsageError('--all verifies every cached file of the repo; --dtype and --heads choose files and cannot be combined with it');
+  }
+  const source = positionals[0] ?? 'BAAI/bge-m3';
+  const src = classifySource(source);
+  if (values.all && src.kind === 'directory') throw new UsageError(`--all verifies a snapshot in the hub cache; ${src.dir} is a directory (without --all, the files a load uses are verified)`);
+  let settings;
+  try {
+    settings = resolveHubSettings({ revision: values.revision, cacheDir: values['cache-dir'], hubUrl: values.endpoint });
+  } catch (e) {
+    throw e instanceof BgeM3Error && e.code === 'INVALID_ARGUMENT' ? new UsageError(withFlagNames(e.message)) : e;
+  }
+  const out = (line: string) => process.stdout.write(`${line}\n`);
+  const progress = values.quiet ? undefined : terminalProgress();
+  const verifier = new FileVerifier({ onProgress: progress, onChecked: (c) => out(formatCheckLine(c)) });
+  let missing: { repo: string; file: string }[] = [];
+  const onMissing = (repo: string, list: string[]) => {
+    for (const m of list) {
+      missing.push({ repo, file: m });
+      out(`${'MISSING'.padEnd(10)} ${repo} ${m}`);
+    }
+  };
+  const cache = src.kind === 'repo' ? new RepoCache(settings.cacheDir, src.repo) : undefined;
+  let commit = cache?.commitFor(settings.revision);
+  const hub = { cacheDir: values['cache-dir'], hubUrl: values.endpoint };
+  const resolveOptions: ResolveSourceOptions = { ...hub, revision: values.revision, dtype: values.dtype as BgeM3Dtype | undefined, heads: values.heads, verifier, onMissing, onProgress: () => {} };
+  let failure: string | undefined;
+  /** Runs a resolve that verifies; an error after a corrupt file (e.g. an unreadable graph) is reported, not thrown. */
+  const run = async (options: ResolveSourceOptions) => {
+    try {
+      const r = await resolveModelSource(source, options);
+      commit = r.commit ?? commit;
+    } catch (e) {
+      if (e instanceof BgeM3Error && e.code === 'MISSING_FILE' && missing.length > 0) return;
+      if (e instanceof BgeM3Error && e.code === 'INVALID_ARGUMENT') throw new UsageError(withFlagNames(e.message));
+      if (e instanceof BgeM3Error && verifier.checks.some((c) => c.status !== 'ok')) failure = e.message;
+      else throw e;
+    }
+  };
+  const offline = envFlag(process.env.HF_HUB_OFFLINE) || envFlag(process.env.TRANSFORMERS_OFFLINE);
+
+  // Pass 1: only what is on disk, never the network.
+  if (values.all) {
+    if (!commit || !existsSync(cache!.snapshotDir(commit))) {
+      out(`${'MISSING'.padEnd(10)} ${src.kind === 'repo' ? src.repo : source} (revision ${settings.revision}) is not in the hub cache ${settings.cacheDir}`);
+      process.stderr.write(`To fetch it: npx ${PROGRAM} download ${source}${values.revision ? ` --revision ${values.revision}` : ''}${values['cache-dir'] ? ` --cache-dir ${values['cache-dir']}` : ''}\n`);
+      return 1;
+    }
+    for (const target of snapshotTargets(cache!, commit)) await verifier.check(target);
+  } else {
+    await run({ ...resolveOptions, offline: true });
+  }
+
+  const broken = () => verifier.checks.filter((c) => (c.status === 'corrupt' && c.recordedBy === 'blob') || c.status === 'missing');
+  if (values.repair && (broken().length > 0 || missing.length > 0)) {
+    if (offline) {
+      failure = 'cannot repair in offline mode (HF_HUB_OFFLINE is set): unset it, or copy the files from a good cache.';
+    } else {
+      const again = broken();
+      // The corrupt blob goes first: a download never replaces a blob that is already there.
+      for (const c of again) if (c.status === 'corrupt' && c.blob) await unlink(c.blob).catch(() => {});
+      if (values.all) {
+        await refetchFiles(src.kind === 'repo' ? src.repo : source, commit!, again.map((c) => c.path), { ...hub, verifier, onProgress: progress ?? (() => {}) });
+      } else {
+        missing = [];
+        failure = undefined;
+        // The same commit, so the repair restores what was verified rather than a newer revision.
+        await run({ ...resolveOptions, revision: commit ?? values.revision, offline: false, onProgress: progress ?? (() => {}) });
+      }
+    }
+  }
+
+  const checks = verifier.checks;
+  const repaired = checks.filter((c) => c.downloaded).length;
+  const count = (s: FileCheck['status']) => checks.filter((c) => c.status === s).length;
+  const [corrupt, gone, unverified] = [count('corrupt'), count('missing') + missing.length, count('unverified')];
+  const bytes = checks.reduce((n, c) => n + (c.downloaded ? 0 : c.bytes), 0);
+  const parts = [`${count('ok') - repaired} ok`, repaired && `${repaired} repaired`, corrupt && `${corrupt} corrupt`, gone && `${gone} missing`, unverified && `${unverified} unverified`].filter(Boolean);
+  out(`${checks.length} file(s) checked, ${formatBytes(bytes)} (${verifyScope(source, values, commit)}): ${parts.join(', ')}.`);
+  if (failure) process.stderr.write(`${PROGRAM} verify: ${failure}\n`);
+  // What a download can fix: hub cache files (not a local directory's own files).
+  const repairable = broken().length > 0 || missing.some((m) => src.kind === 'repo' || m.repo !== src.dir);
+  if (repairable && !values.repair) {
+    const shell = (w: string) => (/^[\w@%+=:,./~-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`);
+    const cmd = [PROGRAM, 'verify', ...args.map(shell), ...(commit && !values.revision && src.kind === 'repo' ? ['--revision', commit] : []), '--repair'];
+    process.stderr.write(`To download the corrupt or missing files again: npx ${cmd.join(' ')}\n`);
+  }
+  if (unverified > 0) {
+    process.stderr.write(`UNVERIFIED files have no recorded hash to check against; for a local directory, write a ${MANIFEST_NAME} manifest (see --help).\n`);
+  }
+  // Nothing checked (an empty snapshot) is no proof of anything.
+  return corrupt + gone + unverified === 0 && checks.length > 0 && !failure ? 0 : 1;
+}
+
 const COMMANDS: Record<string, Command> = {
   download: { summary: 'fetch a model into the Hugging Face cache (for offline use)', usage: DOWNLOAD_USAGE, run: download },
+  verify: { summary: 're-hash cached model files against their recorded sha256 / git sha1 (find corrupt files)', usage: VERIFY_USAGE, run: verify },
+  // index, search, embed, rerank (src/cli/): each prints its own errors and returns its exit code.
+  ...RAG_COMMANDS,
 };
 
 function mainUsage(): string {
@@ -155,6 +322,10 @@ async function main(argv: string[]): Promise<number> {
     // No command is a usage error: usage to stderr, exit 2.
     process.stderr.write(`${mainUsage()}\n`);
     return 2;
+  }
+  if (name === '-v' || name === '--version') {
+    process.stdout.write(`${await packageVersion()}\n`);
+    return 0;
   }
   if (name === '-h' || name === '--help' || name === 'help') {
     process.stdout.write(`${mainUsage()}\n`);

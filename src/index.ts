@@ -54,3 +54,4 @@ export { MemoryHybridIndex, HYBRID_INDEX_FILE, type MemoryHybridIndexOptions, ty
 export type { HybridIndex, HybridDocumentInput, HybridEncodedDocument, HybridEncodedQuery, HybridStoredDocument, HybridSearchOptions, HybridSearchResult, HybridFilter, HybridFusion, HybridWeights, HybridRerankOptions, HybridAddOptions, HybridProgress, HybridMetadata, SparseVectorInput } from './stores/types.js';
 export { DEFAULT_WEIGHTED_WEIGHTS, DEFAULT_RRF_WEIGHTS, weightedScore, rrfScore } from './stores/fusion.js';
 export { checkFilter, compileFilter, matchesFilter, type MetadataFilter, type FieldOperators, type FilterValue } from './stores/filter.js';
+export { toSparseEmbedding, type SparseEmbedding, type SparseEmbeddingOptions } from './stores/sparse-export.js';

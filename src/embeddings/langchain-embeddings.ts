@@ -7,7 +7,7 @@ import { Embeddings, type EmbeddingsParams } from '@langchain/core/embeddings';
 import { chunkArray } from '@langchain/core/utils/chunk_array';
 import { BgeM3Error } from '../errors.js';
 import type { BgeM3Model } from '../model/bge-m3-model.js';
-import { ModelHandle, type BgeM3ModelFields } from '../shared/model-option.js';
+import { DEFAULT_MODEL_SOURCE, ModelHandle, type BgeM3ModelFields } from '../shared/model-option.js';
 import { checkInteger, checkStrings, describeValue } from '../shared/checks.js';
 import { embedDense } from './dense.js';
 import { DEFAULT_BATCH_SIZE } from '../shared/defaults.js';
@@ -34,6 +34,11 @@ export interface BgeM3EmbeddingsParams extends EmbeddingsParams, BgeM3ModelField
 export class BgeM3Embeddings extends Embeddings {
   readonly batchSize: number;
   readonly maxLength: number | undefined;
+  /**
+   * The `model` and `loadOptions` as given (`model` defaulting to `'BAAI/bge-m3'`), so another
+   * adapter built from them (e.g. the default index of `BgeM3VectorStore`) shares this model.
+   */
+  readonly modelFields: Readonly<BgeM3ModelFields>;
   private readonly handle: ModelHandle;
   private readonly onProgress: BgeM3EmbeddingsParams['onProgress'];
 
@@ -42,6 +47,7 @@ export class BgeM3Embeddings extends Embeddings {
     const maxRetries = checkInteger(fields.maxRetries ?? 0, 'BgeM3Embeddings: maxRetries', 0);
     super({ maxConcurrency, maxRetries, onFailedAttempt: fields.onFailedAttempt });
     this.handle = new ModelHandle(fields, 'BgeM3Embeddings');
+    this.modelFields = Object.freeze({ model: fields.model ?? DEFAULT_MODEL_SOURCE, loadOptions: fields.loadOptions });
     this.batchSize = checkInteger(fields.batchSize ?? DEFAULT_BATCH_SIZE, 'BgeM3Embeddings: batchSize', 1);
     this.maxLength = fields.maxLength === undefined ? undefined : checkInteger(fields.maxLength, 'BgeM3Embeddings: maxLength', 2);
     this.onProgress = fields.onProgress;

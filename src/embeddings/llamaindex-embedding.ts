@@ -5,7 +5,7 @@
 import { BaseEmbedding } from '@llamaindex/core/embeddings';
 import { BgeM3Error } from '../errors.js';
 import type { BgeM3Model } from '../model/bge-m3-model.js';
-import { ModelHandle, type BgeM3ModelFields } from '../shared/model-option.js';
+import { DEFAULT_MODEL_SOURCE, ModelHandle, type BgeM3ModelFields } from '../shared/model-option.js';
 import { checkInteger, checkStrings, describeValue } from '../shared/checks.js';
 import { embedDense } from './dense.js';
 import { DEFAULT_BATCH_SIZE, DEFAULT_PASSAGE_LENGTH } from '../shared/defaults.js';
@@ -25,11 +25,14 @@ export class BgeM3Embedding extends BaseEmbedding {
   // Fields, not constructor assignments: BaseEmbedding's constructor returns a function object
   // (TransformComponent), and define-semantics fields are the way subclasses set state on it.
   readonly maxLength: number | undefined;
+  /** The `model` and `loadOptions` as given (`model` defaulting to `'BAAI/bge-m3'`), for adapters that should share this model. */
+  readonly modelFields: Readonly<BgeM3ModelFields>;
   private readonly handle: ModelHandle;
 
   constructor(options: BgeM3EmbeddingOptions = {}) {
     super();
     this.handle = new ModelHandle(options, 'BgeM3Embedding');
+    this.modelFields = Object.freeze({ model: options.model ?? DEFAULT_MODEL_SOURCE, loadOptions: options.loadOptions });
     this.embedBatchSize = checkInteger(options.embedBatchSize ?? DEFAULT_BATCH_SIZE, 'BgeM3Embedding: embedBatchSize', 1);
     this.maxLength = options.maxLength === undefined ? undefined : checkInteger(options.maxLength, 'BgeM3Embedding: maxLength', 2);
     this.embedInfo = { maxTokens: this.maxLength ?? DEFAULT_PASSAGE_LENGTH };

@@ -49,10 +49,14 @@ const PARTIAL_FRESH_MS = 30_000;
 /** `.incomplete` files this process is writing right now (never adopted by another download in it). */
 const writing = new Set<string>();
 
-/** How a blob's content is checked against its etag. */
-type Verifier = { kind: 'sha256' | 'git-sha1'; hash: Hash } | { kind: 'none' };
+/**
+ * How a blob's content is checked against its etag (also used by `verify.ts` to re-check a cached
+ * blob later: one hashing code path for downloads and verification).
+ */
+export type Verifier = { kind: 'sha256' | 'git-sha1'; hash: Hash } | { kind: 'none' };
 
-function newVerifier(etag: string, size: number | undefined): Verifier {
+/** The hash a blob named `etag` must have: sha256 for 64 hex, git blob sha1 (needs `size`) for 40 hex. */
+export function newVerifier(etag: string, size: number | undefined): Verifier {
   if (/^[0-9a-f]{64}$/.test(etag)) return { kind: 'sha256', hash: createHash('sha256') };
   if (/^[0-9a-f]{40}$/.test(etag) && size !== undefined) {
     // A git blob id is sha1("blob <size>\0" + content).
@@ -69,9 +73,21 @@ function fileSize(path: string): number {
   }
 }
 
-async function hashPrefix(path: string, bytes: number, hash: Hash): Promise<void> {
+/** Read size of the streaming hash: memory stays at one chunk whatever the file's size. */
+const HASH_CHUNK = 1 << 20;
+
+/**
+ * Feeds the first `bytes` of `path` into `hash`, streaming (bounded memory, any file size);
+ * `onBytes` gets the running count after each chunk.
+ */
+export async function hashPrefix(path: string, bytes: number, hash: Hash, onBytes?: (hashed: number) => void): Promise<void> {
   if (bytes === 0) return;
-  for await (const chunk of createReadStream(path, { start: 0, end: bytes - 1 })) hash.update(chunk as Buffer);
+  let hashed = 0;
+  for await (const chunk of createReadStream(path, { start: 0, end: bytes - 1, highWaterMark: HASH_CHUNK })) {
+    hash.update(chunk as Buffer);
+    hashed += (chunk as Buffer).length;
+    onBytes?.(hashed);
+  }
 }
 
 

@@ -1,12 +1,20 @@
 /**
- * Download progress: the event passed to `onProgress`, a rate/ETA meter, and a one-line renderer
- * for stderr when it is a terminal.
+ * Download (and verification) progress: the event passed to `onProgress`, a rate/ETA meter, and a
+ * one-line renderer for stderr when it is a terminal.
  */
 import { envFlag } from './hub-settings.js';
 
-/** One file's download progress, reported about ten times a second and once when it ends. */
+/**
+ * One file's download progress, reported about ten times a second and once when it ends. With the
+ * `verify` option, re-hashing a file already on disk reports the same events with `phase: 'verify'`.
+ */
 export interface DownloadProgress {
-  /** The repo the file comes from, e.g. `BAAI/bge-m3`. */
+  /**
+   * `'verify'` while a file already on disk is re-hashed for the `verify` option (`loaded` = bytes
+   * hashed so far); absent (or `'download'`) for a download.
+   */
+  phase?: 'download' | 'verify';
+  /** The repo the file comes from, e.g. `BAAI/bge-m3` (for a local directory being verified: the directory). */
   repo: string;
   /** The file's path in the repo, e.g. `onnx/model.onnx_data`. */
   file: string;
@@ -20,7 +28,7 @@ export interface DownloadProgress {
   etaSeconds?: number;
   /** Bytes that were already on disk when this download (re)started: the resumed part. */
   resumedFrom: number;
-  /** `true` on the last event for the file (it is verified and in the cache). */
+  /** `true` on the last event for the file (downloaded: it is verified and in the cache; verify: it is hashed). */
   done: boolean;
 }
 
@@ -71,15 +79,17 @@ function formatEta(seconds: number): string {
 export function formatProgressLine(p: DownloadProgress): string {
   const size = p.total !== undefined ? `${formatBytes(p.loaded)} / ${formatBytes(p.total)}` : formatBytes(p.loaded);
   const pct = p.total ? `  ${Math.floor((100 * p.loaded) / p.total)}%` : '';
-  if (p.done) return `${p.repo} ${p.file}  ${size}  done`;
+  const verb = p.phase === 'verify' ? 'verifying ' : '';
+  if (p.done) return `${verb}${p.repo} ${p.file}  ${size}  done`;
   const rate = p.bytesPerSecond > 0 ? `  ${formatBytes(p.bytesPerSecond)}/s` : '';
   const eta = p.etaSeconds !== undefined ? `  ETA ${formatEta(p.etaSeconds)}` : '';
-  return `${p.repo} ${p.file}  ${size}${pct}${rate}${eta}`;
+  return `${verb}${p.repo} ${p.file}  ${size}${pct}${rate}${eta}`;
 }
 
 /**
  * A renderer that redraws one line per file on `stream`, or `undefined` when the stream is not a
- * terminal or `HF_HUB_DISABLE_PROGRESS_BARS` is set (huggingface_hub's switch).
+ * terminal or `HF_HUB_DISABLE_PROGRESS_BARS` is set (huggingface_hub's switch). A finished download
+ * keeps its line; a finished verification is erased (its result is an error or the CLI's own line).
  */
 export function terminalProgress(
   stream: NodeJS.WriteStream = process.stderr,
@@ -88,6 +98,10 @@ export function terminalProgress(
   if (!stream.isTTY || envFlag(env.HF_HUB_DISABLE_PROGRESS_BARS)) return undefined;
   return (p) => {
     const width = Math.max(20, (stream.columns || 100) - 1);
+    if (p.done && p.phase === 'verify') {
+      stream.write(`\r${' '.repeat(width)}\r`);
+      return;
+    }
     const line = formatProgressLine(p).slice(0, width);
     stream.write(`\r${line.padEnd(width)}${p.done ? '\n' : ''}`);
   };

@@ -1,16 +1,19 @@
 /**
  * `BgeM3HybridRetriever` for LangChain.js: a `BaseRetriever` over any `HybridIndex` (dense + sparse
  * candidates, fused exactly; optional M3 re-ranking). Thin: the index does all the work; this class
- * only turns results into `Document`s with their scores in `metadata`.
+ * only turns results into `Document`s with their scores in `metadata`. Search options given per
+ * call in `invoke(query, { k, filter, signal, timeout, … })` override the retriever's for that call.
  */
 import type { CallbackManagerForRetrieverRun } from '@langchain/core/callbacks/manager';
 import { Document, type DocumentInterface } from '@langchain/core/documents';
 import { BaseRetriever, type BaseRetrieverInput } from '@langchain/core/retrievers';
+import type { RunnableConfig } from '@langchain/core/runnables';
 import { BgeM3Error } from '../errors.js';
 import { describeValue as describe } from '../shared/checks.js';
 import { resolveSearchOptions } from '../stores/fusion.js';
 import { MemoryHybridIndex, type MemoryHybridIndexOptions } from '../stores/memory/memory-hybrid-index.js';
 import type { HybridAddOptions, HybridIndex, HybridSearchOptions, HybridSearchResult } from '../stores/types.js';
+import { invokeRetriever, pickDefined } from './langchain-invoke.js';
 
 /** Search options a retriever applies to every query. */
 export type BgeM3HybridSearchFields = Omit<HybridSearchOptions, 'signal'>;
@@ -19,6 +22,15 @@ export interface BgeM3HybridRetrieverParams extends BaseRetrieverInput, BgeM3Hyb
   /** The index to search (e.g. a `MemoryHybridIndex`). */
   index: HybridIndex;
 }
+
+/**
+ * Per-call options of `invoke` (and of `batch`, `stream`, or a chain's config, which LangChain passes
+ * down): LangChain's `RunnableConfig` (`signal`, `timeout`, callbacks, …) plus any search option,
+ * which replaces the retriever's for this call (a per-call `filter` replaces the retriever's filter).
+ */
+export interface BgeM3HybridRetrieverCallOptions extends RunnableConfig, BgeM3HybridSearchFields {}
+
+const SEARCH_KEYS = ['k', 'candidates', 'fusion', 'weights', 'rrfK', 'filter', 'rerank'] as const;
 
 /** Options of {@link BgeM3HybridRetriever.fromDocuments}: the index's, the retriever's, and `add`'s. */
 export interface BgeM3HybridRetrieverFromDocumentsOptions extends MemoryHybridIndexOptions, BaseRetrieverInput, BgeM3HybridSearchFields {
@@ -90,13 +102,28 @@ export class BgeM3HybridRetriever extends BaseRetriever {
     return new BgeM3HybridRetriever({ index, k, candidates, fusion, weights, rrfK, filter, rerank, callbacks, tags, metadata, verbose });
   }
 
+  /**
+   * Retrieves with per-call options: `k`, `filter` and the other search options override the
+   * retriever's for this call; `signal` / `timeout` abort it (the promise rejects at once with
+   * LangChain's abort error, the encoder stops at its next batch, and the model stays usable).
+   */
+  override invoke(input: string, options?: BgeM3HybridRetrieverCallOptions): Promise<DocumentInterface[]> {
+    return invokeRetriever(this, input, options, (query, config) => this.search(query, config));
+  }
+
   override async _getRelevantDocuments(query: string, _runManager?: CallbackManagerForRetrieverRun): Promise<Document[]> {
-    const results = await this.index.search(query, this.searchOptions);
+    return this.search(query, {});
+  }
+
+  private async search(query: string, config: BgeM3HybridRetrieverCallOptions): Promise<Document[]> {
+    const options: HybridSearchOptions = { ...this.searchOptions, ...pickDefined(config, SEARCH_KEYS), signal: config.signal };
+    const results = await this.index.search(query, options);
     return results.map(toDocument);
   }
 }
 
-function toDocument(r: HybridSearchResult): Document {
+/** A search result as a LangChain `Document`: id, text, and its metadata with the scores added. */
+export function toDocument(r: HybridSearchResult): Document {
   const scores: BgeM3HybridMetadata = { hybridScore: r.fusedScore ?? r.score, denseScore: r.dense, sparseScore: r.sparse };
   if (r.colbert !== undefined) {
     scores.relevanceScore = r.score;

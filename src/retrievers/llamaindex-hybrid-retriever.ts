@@ -4,6 +4,7 @@
  * postprocessor). Thin: the index does all the work.
  */
 import type { QueryBundle } from '@llamaindex/core/query-engine';
+import type { MetadataFilters } from '@llamaindex/core/vector-store';
 import { BaseRetriever } from '@llamaindex/core/retriever';
 import { MetadataMode, TextNode, type BaseNode, type NodeWithScore } from '@llamaindex/core/schema';
 import { extractText } from '@llamaindex/core/utils';
@@ -11,10 +12,20 @@ import { BgeM3Error } from '../errors.js';
 import { describeValue as describe } from '../shared/checks.js';
 import { resolveSearchOptions } from '../stores/fusion.js';
 import { MemoryHybridIndex, type MemoryHybridIndexOptions } from '../stores/memory/memory-hybrid-index.js';
-import type { HybridAddOptions, HybridIndex, HybridSearchOptions, HybridSearchResult } from '../stores/types.js';
+import type { HybridAddOptions, HybridFilter, HybridIndex, HybridSearchOptions, HybridSearchResult } from '../stores/types.js';
+import { fromLlamaIndexFilters, isLlamaIndexFilters } from './llamaindex-filters.js';
 
-/** Search options a retriever applies to every query; `similarityTopK` is LlamaIndex's name for `k`. */
-export type BgeM3HybridSearchFields = Omit<HybridSearchOptions, 'signal'> & { similarityTopK?: number };
+/**
+ * Search options a retriever applies to every query; `similarityTopK` is LlamaIndex's name for `k`.
+ * Filters: `filter` (a declarative metadata filter, a function for in-memory indexes, or LlamaIndex
+ * `MetadataFilters`) or `filters` (LlamaIndex `MetadataFilters`, translated as by the vector store;
+ * an operator the filter language cannot express is an error). Give one of the two.
+ */
+export type BgeM3HybridSearchFields = Omit<HybridSearchOptions, 'signal' | 'filter'> & {
+  similarityTopK?: number;
+  filter?: HybridFilter | MetadataFilters;
+  filters?: MetadataFilters;
+};
 
 export interface BgeM3HybridRetrieverOptions extends BgeM3HybridSearchFields {
   /** The index to search (e.g. a `MemoryHybridIndex`). */
@@ -60,7 +71,7 @@ export class BgeM3HybridRetriever extends BaseRetriever {
     if (!Array.isArray(nodes)) {
       throw new BgeM3Error('INVALID_ARGUMENT', `BgeM3HybridRetriever.fromDocuments expects an array of nodes; got ${describe(nodes)}.`);
     }
-    const { k, similarityTopK, candidates, fusion, weights, rrfK, filter, rerank, addOptions, ...indexOptions } = options;
+    const { k, similarityTopK, candidates, fusion, weights, rrfK, filter, filters, rerank, addOptions, ...indexOptions } = options;
     const index = new MemoryHybridIndex(indexOptions);
     await index.add(
       nodes.map((node, i) => {
@@ -73,7 +84,7 @@ export class BgeM3HybridRetriever extends BaseRetriever {
       }),
       addOptions,
     );
-    return new BgeM3HybridRetriever({ index, k, similarityTopK, candidates, fusion, weights, rrfK, filter, rerank });
+    return new BgeM3HybridRetriever({ index, k, similarityTopK, candidates, fusion, weights, rrfK, filter, filters, rerank });
   }
 
   async _retrieve(params: QueryBundle): Promise<NodeWithScore[]> {
@@ -84,11 +95,18 @@ export class BgeM3HybridRetriever extends BaseRetriever {
 }
 
 function searchFields(options: BgeM3HybridSearchFields): Omit<HybridSearchOptions, 'signal'> {
-  const { k, similarityTopK, candidates, fusion, weights, rrfK, filter, rerank } = options;
+  const { k, similarityTopK, candidates, fusion, weights, rrfK, filter, filters, rerank } = options;
   if (k !== undefined && similarityTopK !== undefined && k !== similarityTopK) {
     throw new BgeM3Error('INVALID_ARGUMENT', `BgeM3HybridRetriever: k (${k}) and similarityTopK (${similarityTopK}) are the same option; give one.`);
   }
-  return { k: similarityTopK ?? k, candidates, fusion, weights, rrfK, filter, rerank };
+  if (filter !== undefined && filters !== undefined) {
+    throw new BgeM3Error('INVALID_ARGUMENT', 'BgeM3HybridRetriever: filter and filters are both given; give one (filters takes LlamaIndex MetadataFilters, filter a declarative metadata filter or MetadataFilters).');
+  }
+  // LlamaIndex MetadataFilters ({ filters: [{ key, value, operator }], condition }) would otherwise
+  // read as an equality filter on a metadata field named "filters" and match nothing.
+  const given = filters ?? filter;
+  const resolved: HybridFilter | undefined = filters !== undefined || isLlamaIndexFilters(given) ? fromLlamaIndexFilters(given as MetadataFilters, filters !== undefined ? 'filters' : 'filter') : (given as HybridFilter | undefined);
+  return { k: similarityTopK ?? k, candidates, fusion, weights, rrfK, filter: resolved, rerank };
 }
 
 function toNodeWithScore(r: HybridSearchResult): NodeWithScore {
