@@ -3,6 +3,12 @@
  * ZIP64). Hand-written because the files are small, the format subset is tiny and a general zip
  * library would add a dependency for ~100 lines; every entry's CRC-32 is checked so a corrupt
  * byte is reported instead of silently producing wrong weights.
+ *
+ * Inflated bytes are bounded three ways, so a small file cannot expand into gigabytes (a deflated
+ * run of zeros shrinks ~1000x): every entry's declared size must be at most
+ * {@link MAX_ZIP_ENTRY_BYTES} and the declared sizes of the whole archive at most
+ * {@link MAX_ZIP_TOTAL_BYTES} (both refused before anything is inflated); and deflate runs with
+ * `maxOutputLength` set to the declared size, so a header that lies cannot inflate more.
  */
 import { inflateRawSync, crc32 } from 'node:zlib';
 import { BgeM3Error } from '../../errors.js';
@@ -21,17 +27,64 @@ const ZIP64_LOCATOR = 0x07064b50;
 const ZIP64_EOCD = 0x06064b50;
 const CENTRAL = 0x02014b50;
 const LOCAL = 0x04034b50;
-/** BGE-M3's heads are ~2 MB; no entry of a weights file this package reads comes near 1 GiB. */
-const MAX_ENTRY_BYTES = 1 << 30;
+/**
+ * The largest entry (once inflated) of a head file: 64 MiB. BGE-M3's real heads are ~2 MB in all
+ * (colbert_linear: fp16 storages of 1024x1024 and 1024 elements, 2,097,152 + 2,048 bytes;
+ * sparse_linear: 2,048 + 2 bytes), so this is 32x the largest real entry, and room for a
+ * 4096-wide head in fp32.
+ */
+export const MAX_ZIP_ENTRY_BYTES = 64 * 1024 * 1024;
+/** The largest total of the declared (inflated) sizes of all entries of one archive: 128 MiB. */
+export const MAX_ZIP_TOTAL_BYTES = 128 * 1024 * 1024;
+/** The most entries an archive may list: a torch.save file has 3-4 plus one per storage (4 and 5 for BGE-M3's heads). */
+export const MAX_ZIP_ENTRIES = 1024;
+
+export interface ZipLimits {
+  maxEntryBytes: number;
+  maxTotalBytes: number;
+  maxEntries: number;
+}
+
+export const DEFAULT_ZIP_LIMITS: Readonly<ZipLimits> = {
+  maxEntryBytes: MAX_ZIP_ENTRY_BYTES,
+  maxTotalBytes: MAX_ZIP_TOTAL_BYTES,
+  maxEntries: MAX_ZIP_ENTRIES,
+};
+
+const MiB = 1024 * 1024;
+const fmt = (n: number) => (n >= MiB ? `${(n / MiB).toFixed(1)} MiB` : `${n} bytes`);
 
 export class ZipReader {
   readonly entries = new Map<string, ZipEntry>();
+  /** Bytes inflated (or copied out) so far, against `limits.maxTotalBytes`. */
+  private produced = 0;
 
   constructor(
     private readonly buf: Buffer,
     private readonly file: string,
+    private readonly limits: Readonly<ZipLimits> = DEFAULT_ZIP_LIMITS,
   ) {
     this.readCentralDirectory();
+    let total = 0;
+    for (const e of this.entries.values()) {
+      if (e.size > limits.maxEntryBytes) this.tooLarge(e.name, e.size, limits.maxEntryBytes);
+      total += e.size;
+    }
+    if (total > limits.maxTotalBytes) {
+      throw new BgeM3Error(
+        'CORRUPT_FILE',
+        `${this.file}: its zip entries declare ${fmt(total)} in all, more than the ${fmt(limits.maxTotalBytes)} budget of a head file ` +
+          `(BGE-M3's are ~2 MB); refusing to inflate it.`,
+      );
+    }
+  }
+
+  private tooLarge(name: string, size: number, cap: number): never {
+    throw new BgeM3Error(
+      'CORRUPT_FILE',
+      `${this.file}: zip entry "${name}" declares ${fmt(size)}, more than the ${fmt(cap)} budget of a head file's entry ` +
+        `(BGE-M3's are ~2 MB); refusing to inflate it.`,
+    );
   }
 
   private corrupt(what: string): never {
@@ -55,6 +108,9 @@ export class ZipReader {
       if (z64 + 56 > b.length || b.readUInt32LE(z64) !== ZIP64_EOCD) this.corrupt('bad ZIP64 record');
       count = Number(b.readBigUInt64LE(z64 + 32));
       cdOffset = Number(b.readBigUInt64LE(z64 + 48));
+    }
+    if (!Number.isSafeInteger(count) || count > this.limits.maxEntries) {
+      throw new BgeM3Error('CORRUPT_FILE', `${this.file}: the zip lists ${count} entries, more than the ${this.limits.maxEntries} budget of a head file; refusing it.`);
     }
     let p = cdOffset;
     for (let n = 0; n < count; n++) {
@@ -90,10 +146,19 @@ export class ZipReader {
     }
   }
 
-  /** The bytes of one entry, CRC-checked. */
-  read(name: string): Buffer {
+  /**
+   * The bytes of one entry, CRC-checked. `maxBytes` (default: the per-entry budget) caps what this
+   * entry may declare, checked before inflating.
+   */
+  read(name: string, maxBytes: number = this.limits.maxEntryBytes): Buffer {
     const entry = this.entries.get(name);
     if (!entry) this.corrupt(`entry "${name}" is missing`);
+    const cap = Math.min(maxBytes, this.limits.maxEntryBytes);
+    if (entry.size > cap) this.tooLarge(name, entry.size, cap);
+    if (this.produced + entry.size > this.limits.maxTotalBytes) {
+      throw new BgeM3Error('CORRUPT_FILE', `${this.file}: reading "${name}" would take the archive past its ${fmt(this.limits.maxTotalBytes)} budget; refusing it.`);
+    }
+    this.produced += entry.size;
     const b = this.buf;
     const h = entry.localHeaderOffset;
     if (h + 30 > b.length || b.readUInt32LE(h) !== LOCAL) this.corrupt(`bad local header for "${name}"`);
@@ -102,11 +167,10 @@ export class ZipReader {
     if (end > b.length) this.corrupt(`entry "${name}" runs past the end of the file`);
     const raw = b.subarray(start, end);
     let data: Buffer;
-    if (entry.size > MAX_ENTRY_BYTES) this.corrupt(`entry "${name}" declares ${entry.size} bytes, more than a head file can hold`);
     if (entry.method === 0) data = raw;
     else if (entry.method === 8) {
       try {
-        // Capped at the declared size, so a zip bomb cannot inflate past it.
+        // Capped at the declared size (itself within the budget), so a lying header cannot inflate more.
         data = inflateRawSync(raw, { maxOutputLength: Math.max(entry.size, 1) });
       } catch {
         return this.corrupt(`entry "${name}" does not inflate to its declared ${entry.size} bytes`);
