@@ -30,12 +30,12 @@ import { fuseCandidates, requireDeclarativeFilter, resolveSearchOptions, type Fu
 import { checkCompatible, fingerprintModel, parseFingerprint } from '../model-fingerprint.js';
 import { RerankStage } from '../rerank-stage.js';
 import { checkEncodedQuery, encodeQuery } from '../query-encoding.js';
-import { sparseDot, type SparseVector } from '../sparse-vector.js';
+import type { SparseVector } from '../sparse-vector.js';
 import { compareEntries } from '../top-k.js';
 import type { HybridAddOptions, HybridDocumentInput, HybridEncodedDocument, HybridEncodedQuery, HybridIndex, HybridSearchOptions, HybridSearchResult } from '../types.js';
 import { hnswStatements, migrate, readSettings, tableNames, type DenseColumnType, type StoredSettings, type TableNames } from './schema.js';
 import { connectServer, openPGlite, wrapClient, type Queryable, type SqlClient } from './sql-client.js';
-import { denseBytes, denseLiteral, fromDenseBytes, parseSparse, sparseLiteral, topWeights } from './vector-sql.js';
+import { denseBytes, denseLiteral, fromDenseBytes, sparseLiteral, topWeights } from './vector-sql.js';
 
 /** The table an index uses unless `table` says otherwise. */
 export const DEFAULT_PG_TABLE = 'bge_m3_documents';
@@ -92,9 +92,9 @@ interface Band {
 }
 
 interface RowVectors {
-  seq: number;
   dense: Float32Array;
-  sparse: SparseVector;
+  /** The stored sparse vector as `sparsevec_send` bytes. */
+  sparse: Uint8Array;
 }
 
 const DEFAULT_ANN: Required<PgAnnOptions> = { m: 16, efConstruction: 64, efSearch: 100 };
@@ -303,13 +303,22 @@ export class PgHybridIndex implements HybridIndex {
     return this.handle.get();
   }
 
-  /** Upserts rows in one transaction, `insertBatchSize` rows per statement. */
+  /**
+   * Upserts rows in one transaction, `insertBatchSize` rows per statement. On a server (`pg`) the
+   * vectors travel in pgvector's binary formats (`halfvec_recv`, `vector_recv`, `sparsevec_recv`:
+   * the same values the text forms give, without formatting and parsing ~1,000 decimal numbers a
+   * row, ~3x faster to insert); PGlite takes parameters as text, so it keeps the text forms. A
+   * document with at most 1,000 weights sends its sparse vector once for both columns.
+   */
   private async write(rows: EncodedRow[], options: Pick<HybridAddOptions, 'signal' | 'onProgress'>): Promise<void> {
     checkStorable(rows, 'add');
     const t = this.names.table;
     const { vocab, denseType, dim } = this.settings;
     const per = this.options.insertBatchSize;
+    const binary = this.db.kind === 'pg';
     const maxNorm = rows.reduce((m, r) => Math.max(m, r.norm), this.maxNorm);
+    const denseParam = binary ? (denseType === 'halfvec' ? halfvecBinary : vectorBinary) : denseLiteral;
+    const sparseParam = binary ? (v: SparseVector) => sparsevecBinary(v, vocab) : (v: SparseVector) => sparseLiteral(v, vocab);
     await run(this.db, this.names, 'add', () =>
       this.db.transaction(async (tx) => {
         for (let start = 0; start < rows.length; start += per) {
@@ -318,9 +327,12 @@ export class PgHybridIndex implements HybridIndex {
           const params: unknown[] = [];
           const values = chunk.map((r) => {
             const dense = Float32Array.from(r.dense);
-            params.push(r.id, r.text, JSON.stringify(r.metadata), denseLiteral(dense), denseBytes(dense), r.norm, sparseLiteral(r.sparse, vocab), sparseLiteral(topWeights(r.sparse), vocab));
-            const b = params.length - 8;
-            return `($${b + 1}, $${b + 2}, $${b + 3}::jsonb, $${b + 4}::${denseType}(${dim}), $${b + 5}::bytea, $${b + 6}, $${b + 7}::sparsevec(${vocab}), $${b + 8}::sparsevec(${vocab}))`;
+            const top = topWeights(r.sparse);
+            const b = params.length;
+            params.push(r.id, r.text, JSON.stringify(r.metadata), denseParam(dense), float32Bytes(dense), r.norm, sparseParam(r.sparse));
+            if (top !== r.sparse) params.push(sparseParam(top));
+            const topParam = top === r.sparse ? b + 7 : b + 8;
+            return `($${b + 1}, $${b + 2}, $${b + 3}::jsonb, $${b + 4}::${denseType}(${dim}), $${b + 5}::bytea, $${b + 6}, $${b + 7}::sparsevec(${vocab}), $${topParam}::sparsevec(${vocab}))`;
           });
           await tx.query(
             `INSERT INTO ${t} (id, text, metadata, dense, dense_exact, dense_norm, sparse, sparse_top) VALUES ${values.join(', ')}
@@ -339,7 +351,21 @@ export class PgHybridIndex implements HybridIndex {
     this.maxNorm = Math.max(this.maxNorm, maxNorm);
   }
 
-  /** Both legs, exact rescoring and fusion on one snapshot; every fused candidate up to what the caller keeps, best first. */
+  /**
+   * Both legs, exact rescoring and fusion on one snapshot; every fused candidate up to what the
+   * caller keeps, best first.
+   *
+   * ANN mode: one statement takes each leg's candidates (a CTE each: HNSW, or the sparse scan) and,
+   * for weighted fusion, the database's approximate scores of their union (halfvec / float32 inner
+   * products, within the error bounds exact mode uses). Only the candidates whose fused score can
+   * still reach the top `k` (or rerank `topN`) by those bounds are fetched and rescored exactly,
+   * with their documents, in a second statement: the same results as rescoring every candidate,
+   * without sending ~200 stored vectors per search. RRF needs each leg's exact order, so there the
+   * first statement returns each leg's stored vectors instead. Exact mode widens each leg to its
+   * error band first (see the class comment). Query vectors go in pgvector's binary formats on a
+   * server; stored sparse vectors come back as `sparsevec_send` bytes, of which only the query's
+   * tokens are read.
+   */
   private async searchVectors(qDense: Float32Array, qSparse: SparseVector, opts: ResolvedSearchOptions, filter: MetadataFilter | undefined, signal?: AbortSignal): Promise<HybridSearchResult[]> {
     const { dim, vocab, denseType } = this.settings;
     if (qDense.length !== dim) {
@@ -347,46 +373,147 @@ export class PgHybridIndex implements HybridIndex {
     }
     const { weights, candidates } = opts;
     const t = this.names.table;
+    const binary = this.db.kind === 'pg';
+    const qDenseParam = binary ? (denseType === 'halfvec' ? halfvecBinary(qDense) : vectorBinary(qDense)) : denseLiteral(qDense);
+    const qSparseParam = binary ? sparsevecBinary(qSparse, vocab) : sparseLiteral(qSparse, vocab);
+    const useDense = weights.dense > 0;
+    const useSparse = weights.sparse > 0 && qSparse.indices.length > 0;
+    const kept = Math.max(opts.k, opts.rerank?.topN ?? 0);
+    const where = (seq: number) => `${this.names.display} row ${seq}`;
+    const exactDense = (seq: number, bytes: Uint8Array) => dot(qDense, denseView(bytes, dim, where(seq)));
+    const exactSparse = (seq: number, bytes: Uint8Array) => sparseDotSend(qSparse, bytes, where(seq));
+    type Stored = { seq: number; id: string; text: string; metadata: Record<string, unknown>; dense_exact: Uint8Array; sparse: Uint8Array };
+    const storedColumns = `seq::float8 AS seq, id, text, metadata, dense_exact, sparsevec_send(sparse) AS sparse`;
+    const result = (c: FusionCandidate & { score: number }, d: Stored): HybridSearchResult => ({ id: d.id, text: d.text, metadata: d.metadata, score: c.score, dense: c.dense, sparse: c.sparse });
     return run(this.db, this.names, 'search', () =>
       this.db.transaction(
         async (tx) => {
+          if (this.ann) {
+            const settings = [`set_config('hnsw.ef_search', '${Math.max(this.ann.efSearch, candidates)}', true)`];
+            if (filter) settings.push(`set_config('hnsw.iterative_scan', 'relaxed_order', true)`);
+            await tx.query(`SELECT ${settings.join(', ')}`);
+            signal?.throwIfAborted();
+            if (!useDense && !useSparse) return [];
+            const params: unknown[] = [];
+            const qd = useDense ? `$${params.push(qDenseParam)}::${denseType}(${dim})` : '';
+            const qs = useSparse ? `$${params.push(qSparseParam)}::sparsevec(${vocab})` : '';
+            const filterSql = filter ? filterToSql(filter, 'metadata', params) : 'TRUE';
+            const column = this.sparseSearch === 'hnsw' ? 'sparse_top' : 'sparse';
+            const legs: string[] = [];
+            const union: string[] = [];
+            if (useDense) {
+              legs.push(`d AS (SELECT seq, dense <#> ${qd} AS dd FROM ${t} WHERE ${filterSql} ORDER BY dense <#> ${qd} LIMIT ${candidates})`);
+              union.push(`SELECT seq, TRUE AS in_d, FALSE AS in_s, dd, NULL::float8 AS sd FROM d`);
+            }
+            if (useSparse) {
+              legs.push(`s AS (SELECT seq, ${column} <#> ${qs} AS sd FROM ${t} WHERE ${filterSql} AND (${column} <#> ${qs}) < 0 ORDER BY ${column} <#> ${qs} LIMIT ${candidates})`);
+              union.push(`SELECT seq, FALSE AS in_d, TRUE AS in_s, NULL::float8 AS dd, sd FROM s`);
+            }
+            const legsSql = `${legs.join(', ')}, u AS (SELECT seq, bool_or(in_d) AS in_d, bool_or(in_s) AS in_s, min(dd) AS dd, min(sd) AS sd FROM (${union.join(' UNION ALL ')}) legs GROUP BY seq)`;
+            const fetch = async (seqs: number[]) =>
+              seqs.length === 0 ? new Map<number, Stored>() : new Map((await tx.query<Stored>(`SELECT ${storedColumns} FROM ${t} WHERE seq = ANY($1::bigint[])`, [seqs])).map((d) => [d.seq, d]));
+            if (opts.fusion !== 'rrf') {
+              // Weighted: bounds on each candidate's fused score from the database's approximate scores
+              // (exact mode's error bounds); only the candidates that can still reach the kept top are
+              // returned, with their stored vectors and documents, and rescored exactly here.
+              const p = (value: number) => `$${params.push(value)}::float8`;
+              const W = weights.dense + weights.sparse;
+              const dErr0 = denseErrorBound(qDense, 0);
+              const dErrPerNorm = denseErrorBound(qDense, 1) - dErr0;
+              const sRel = 2 * sparseRelativeError(qSparse);
+              const sAbs = (qSparse.indices.length + 1) * 2 ** -140;
+              const sLo = useSparse ? `GREATEST(0, a.asp * ${p(1 - sRel)} - ${p(sAbs)})` : '0';
+              const sHi = useSparse ? `(a.asp * ${p(1 + sRel)} + ${p(sAbs)})` : '0';
+              const lo = `(${p(weights.dense)} * ${useDense ? '(a.ad - e.d_err)' : '0'} + ${p(weights.sparse)} * ${sLo}) / ${p(W)}`;
+              const hi = `(${p(weights.dense)} * ${useDense ? '(a.ad + e.d_err)' : '0'} + ${p(weights.sparse)} * ${sHi}) / ${p(W)}`;
+              const rows = await tx.query<Stored & { in_d: boolean; max_norm: number }>(
+                `WITH ${legsSql},
+                   a AS (SELECT u.seq, u.in_d, ${useDense ? `-COALESCE(u.dd, t.dense <#> ${qd})` : 'NULL::float8'} AS ad, ${useSparse ? (column === 'sparse' ? `-COALESCE(u.sd, t.sparse <#> ${qs})` : `-(t.sparse <#> ${qs})`) : 'NULL::float8'} AS asp FROM u JOIN ${t} t ON t.seq = u.seq),
+                   m AS (SELECT GREATEST(${p(this.maxNorm)}, (SELECT (value #>> '{}')::float8 FROM ${this.names.meta} WHERE key = 'max_norm')) AS max_norm),
+                   e AS (SELECT ${p(dErrPerNorm)} * m.max_norm + ${p(dErr0)} AS d_err FROM m),
+                   b0 AS (SELECT a.seq, a.in_d, ${lo} AS lo, ${hi} AS hi, (a.in_d OR ${sLo} > 0) AS sure FROM a, e),
+                   b AS (SELECT seq, in_d, sure, lo - 1e-12 * (1 + abs(lo)) AS lo, hi + 1e-12 * (1 + abs(hi)) AS hi FROM b0),
+                   f AS (SELECT lo FROM b WHERE sure ORDER BY lo DESC OFFSET ${kept - 1} LIMIT 1)
+                 SELECT t.seq::float8 AS seq, t.id, t.text, t.metadata, t.dense_exact, sparsevec_send(t.sparse) AS sparse, b.in_d, (SELECT max_norm FROM m) AS max_norm
+                 FROM b JOIN ${t} t ON t.seq = b.seq WHERE b.hi >= COALESCE((SELECT lo FROM f), '-Infinity'::float8)`,
+                params,
+              );
+              if (rows.length > 0) this.maxNorm = Math.max(this.maxNorm, rows[0]!.max_norm);
+              const entries: FusionCandidate[] = [];
+              for (const d of rows) {
+                const e = { row: d.seq, dense: exactDense(d.seq, d.dense_exact), sparse: exactSparse(d.seq, d.sparse) };
+                if (d.in_d || e.sparse > 0) entries.push(e);
+              }
+              const bySeq = new Map(rows.map((d) => [d.seq, d]));
+              return fuseCandidates(entries, opts)
+                .slice(0, kept)
+                .map((c) => result(c, bySeq.get(c.row)!));
+            }
+            const legRows = await tx.query<{ seq: number; in_d: boolean; in_s: boolean; dense_exact: Uint8Array | null; sparse: Uint8Array | null }>(
+              `WITH ${legsSql}
+               SELECT u.seq::float8 AS seq, u.in_d, u.in_s, CASE WHEN u.in_d THEN t.dense_exact END AS dense_exact, CASE WHEN u.in_s THEN sparsevec_send(t.sparse) END AS sparse
+               FROM u JOIN ${t} t ON t.seq = u.seq`,
+              params,
+            );
+            signal?.throwIfAborted();
+            // RRF: each leg's exact order, then the kept candidates' other scores and documents.
+            const byRow = new Map<number, FusionCandidate>();
+            const rank = (key: 'dense' | 'sparse') => {
+              const list = legRows
+                .filter((r) => (key === 'dense' ? r.in_d : r.in_s))
+                .map((r) => ({ row: r.seq, score: key === 'dense' ? exactDense(r.seq, r.dense_exact!) : exactSparse(r.seq, r.sparse!) }))
+                .filter((c) => key === 'dense' || c.score > 0)
+                .sort(compareEntries)
+                .slice(0, candidates);
+              list.forEach((c, i) => {
+                let e = byRow.get(c.row);
+                if (!e) byRow.set(c.row, (e = { row: c.row, dense: NaN, sparse: NaN }));
+                e[key] = c.score;
+                e[key === 'dense' ? 'denseRank' : 'sparseRank'] = i + 1;
+              });
+            };
+            if (useDense) rank('dense');
+            if (useSparse) rank('sparse');
+            const fused = fuseCandidates([...byRow.values()], opts).slice(0, kept);
+            const rows = await fetch(fused.map((c) => c.row));
+            return fused.map((c) => {
+              const d = rows.get(c.row)!;
+              if (Number.isNaN(c.dense)) c.dense = exactDense(c.row, d.dense_exact);
+              if (Number.isNaN(c.sparse)) c.sparse = exactSparse(c.row, d.sparse);
+              return result(c, d);
+            });
+          }
+
+          // Exact: never an index scan, whatever indexes the table has.
+          const maxStoredNorm = await this.storedMaxNorm(tx);
+          await tx.query(`SET LOCAL enable_indexscan = off`);
+          signal?.throwIfAborted();
           // Each leg's statements take $1 (its query vector), then the filter's parameters.
-          const leg = (literal: string) => {
-            const params: unknown[] = [literal];
+          const leg = (vector: unknown) => {
+            const params: unknown[] = [vector];
             return { params, where: filter ? filterToSql(filter, 'metadata', params) : 'TRUE' };
           };
           const qd = `$1::${denseType}(${dim})`;
           const qs = `$1::sparsevec(${vocab})`;
-          const maxStoredNorm = await this.storedMaxNorm(tx);
-          if (this.ann) {
-            await tx.query(`SET LOCAL hnsw.ef_search = ${Math.max(this.ann.efSearch, candidates)}`);
-            if (filter) await tx.query(`SET LOCAL hnsw.iterative_scan = relaxed_order`);
-          } else {
-            // Exact: never an index scan, whatever indexes the table has.
-            await tx.query(`SET LOCAL enable_indexscan = off`);
-          }
-          signal?.throwIfAborted();
           const denseBand: Band = { seqs: [] };
           const sparseBand: Band = { seqs: [] };
-          if (weights.dense > 0) {
-            const { params, where } = leg(denseLiteral(qDense));
+          if (useDense) {
+            const { params, where } = leg(qDenseParam);
             const top = await tx.query<{ seq: number; s: number }>(`SELECT seq::float8 AS seq, -(dense <#> ${qd}) AS s FROM ${t} WHERE ${where} ORDER BY dense <#> ${qd} LIMIT ${candidates}`, params);
-            if (this.ann || top.length < candidates) denseBand.seqs = top.map((r) => r.seq);
+            if (top.length < candidates) denseBand.seqs = top.map((r) => r.seq);
             else {
               const floor = top[top.length - 1]!.s - 2 * denseErrorBound(qDense, maxStoredNorm);
               const band = await tx.query<{ seq: number }>(`SELECT seq::float8 AS seq FROM ${t} WHERE ${where} AND -(dense <#> ${qd}) >= ${floor}`, params);
               denseBand.seqs = band.map((r) => r.seq);
             }
           }
-          if (weights.sparse > 0 && qSparse.indices.length > 0) {
-            const { params, where } = leg(sparseLiteral(qSparse, vocab));
-            const column = this.ann && this.sparseSearch === 'hnsw' ? 'sparse_top' : 'sparse';
-            if (column === 'sparse' && this.ann) await tx.query(`SET LOCAL enable_indexscan = off`);
+          if (useSparse) {
+            const { params, where } = leg(qSparseParam);
             const top = await tx.query<{ seq: number; s: number }>(
-              `SELECT seq::float8 AS seq, -(${column} <#> ${qs}) AS s FROM ${t} WHERE ${where} AND (${column} <#> ${qs}) < 0 ORDER BY ${column} <#> ${qs} LIMIT ${candidates}`,
+              `SELECT seq::float8 AS seq, -(sparse <#> ${qs}) AS s FROM ${t} WHERE ${where} AND (sparse <#> ${qs}) < 0 ORDER BY sparse <#> ${qs} LIMIT ${candidates}`,
               params,
             );
-            if (this.ann || top.length < candidates) sparseBand.seqs = top.map((r) => r.seq);
+            if (top.length < candidates) sparseBand.seqs = top.map((r) => r.seq);
             else {
               const floor = top[top.length - 1]!.s * (1 - sparseRelativeError(qSparse)) - Number.MIN_VALUE;
               const band = await tx.query<{ seq: number }>(`SELECT seq::float8 AS seq FROM ${t} WHERE ${where} AND (sparse <#> ${qs}) < 0 AND -(sparse <#> ${qs}) >= ${floor}`, params);
@@ -398,18 +525,12 @@ export class PgHybridIndex implements HybridIndex {
           const seqs = [...new Set([...denseBand.seqs, ...sparseBand.seqs])];
           const vectors = new Map<number, RowVectors>();
           if (seqs.length > 0) {
-            const rows = await tx.query<{ seq: number; dense_exact: Uint8Array; sparse: string }>(
-              `SELECT seq::float8 AS seq, dense_exact, sparse::text AS sparse FROM ${t} WHERE seq = ANY($1::bigint[])`,
-              [seqs],
-            );
-            for (const r of rows) {
-              const where = `${this.names.display} row ${r.seq}`;
-              vectors.set(r.seq, { seq: r.seq, dense: fromDenseBytes(r.dense_exact, dim, where), sparse: parseSparse(r.sparse, where) });
-            }
+            const rows = await tx.query<{ seq: number; dense_exact: Uint8Array; sparse: Uint8Array }>(`SELECT seq::float8 AS seq, dense_exact, sparsevec_send(sparse) AS sparse FROM ${t} WHERE seq = ANY($1::bigint[])`, [seqs]);
+            for (const r of rows) vectors.set(r.seq, { dense: denseView(r.dense_exact, dim, where(r.seq)), sparse: r.sparse });
           }
           const exact = (seq: number) => {
             const v = vectors.get(seq)!;
-            return { row: seq, dense: dot(qDense, v.dense), sparse: sparseDot(qSparse, v.sparse) };
+            return { row: seq, dense: dot(qDense, v.dense), sparse: exactSparse(seq, v.sparse) };
           };
           const byRow = new Map<number, FusionCandidate>();
           const entry = (c: { row: number; dense: number; sparse: number }) => {
@@ -427,18 +548,11 @@ export class PgHybridIndex implements HybridIndex {
               .slice(0, candidates);
           ranked(denseBand, 'dense').forEach((c, i) => (entry(c).denseRank = i + 1));
           ranked(sparseBand, 'sparse').forEach((c, i) => (entry(c).sparseRank = i + 1));
-          const keep = Math.max(opts.k, opts.rerank?.topN ?? 0);
-          const fused = fuseCandidates([...byRow.values()], opts).slice(0, keep);
+          const fused = fuseCandidates([...byRow.values()], opts).slice(0, kept);
           if (fused.length === 0) return [];
-          const docs = await tx.query<{ seq: number; id: string; text: string; metadata: Record<string, unknown> }>(
-            `SELECT seq::float8 AS seq, id, text, metadata FROM ${t} WHERE seq = ANY($1::bigint[])`,
-            [fused.map((c) => c.row)],
-          );
+          const docs = await tx.query<Stored>(`SELECT seq::float8 AS seq, id, text, metadata FROM ${t} WHERE seq = ANY($1::bigint[])`, [fused.map((c) => c.row)]);
           const bySeq = new Map(docs.map((d) => [d.seq, d]));
-          return fused.map((c) => {
-            const d = bySeq.get(c.row)!;
-            return { id: d.id, text: d.text, metadata: d.metadata, score: c.score, dense: c.dense, sparse: c.sparse };
-          });
+          return fused.map((c) => result(c, bySeq.get(c.row)!));
         },
         { readOnly: true },
       ),
@@ -558,4 +672,101 @@ async function run<T>(db: SqlClient, names: TableNames, operation: string, work:
       { cause: e },
     );
   }
+}
+
+// --- write(): pgvector's binary input formats (big-endian, as `pg` sends a Buffer parameter) ---
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** The float32 bytes (little-endian) of `dense_exact`: {@link denseBytes}, without a call per value. */
+function float32Bytes(dense: Float32Array): Buffer {
+  return LITTLE_ENDIAN ? Buffer.from(dense.buffer, dense.byteOffset, dense.byteLength) : denseBytes(dense);
+}
+
+/** `halfvec_recv`'s input: int16 dim, int16 unused, then each value as IEEE half (round to nearest even, as `halfvec_in` rounds). */
+function halfvecBinary(dense: Float32Array): Buffer {
+  const out = Buffer.allocUnsafe(4 + 2 * dense.length);
+  out.writeInt16BE(dense.length, 0);
+  out.writeInt16BE(0, 2);
+  const bits = new Uint32Array(dense.buffer, dense.byteOffset, dense.length);
+  for (let i = 0; i < dense.length; i++) out.writeUInt16BE(halfBits(bits[i]!), 4 + 2 * i);
+  return out;
+}
+
+/** IEEE 754 binary16 bits of a float32 (bits given), rounding to nearest even; beyond ±65504 gives ±infinity, which `halfvec_recv` rejects. */
+function halfBits(f: number): number {
+  const sign = (f >>> 16) & 0x8000;
+  const exp = (f >>> 23) & 0xff;
+  const mant = f & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  const e = exp - 112; // rebias 127 -> 15
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    return sign | roundShift(mant | 0x800000, 14 - e);
+  }
+  return sign | roundShift((e << 23) | mant, 13);
+}
+
+function roundShift(value: number, shift: number): number {
+  const half = 1 << (shift - 1);
+  const rest = value & ((1 << shift) - 1);
+  const out = value >>> shift;
+  return rest > half || (rest === half && out & 1) ? out + 1 : out;
+}
+
+/** `vector_recv`'s input: int16 dim, int16 unused, then float4 values. */
+function vectorBinary(dense: Float32Array): Buffer {
+  const out = Buffer.allocUnsafe(4 + 4 * dense.length);
+  out.writeInt16BE(dense.length, 0);
+  out.writeInt16BE(0, 2);
+  for (let i = 0; i < dense.length; i++) out.writeFloatBE(dense[i]!, 4 + 4 * i);
+  return out;
+}
+
+/** `sparsevec_recv`'s input: int32 dim, int32 nnz, int32 unused, the 0-based indices (int32, ascending), then float4 values. */
+function sparsevecBinary(v: SparseVector, vocab: number): Buffer {
+  const n = v.indices.length;
+  const out = Buffer.allocUnsafe(12 + 8 * n);
+  out.writeInt32BE(vocab, 0);
+  out.writeInt32BE(n, 4);
+  out.writeInt32BE(0, 8);
+  for (let i = 0; i < n; i++) out.writeInt32BE(v.indices[i]!, 12 + 4 * i);
+  for (let i = 0; i < n; i++) out.writeFloatBE(v.values[i]!, 12 + 4 * n + 4 * i);
+  return out;
+}
+
+// --- searchVectors(): reading stored vectors ---
+
+/** `dense_exact` as float32 values: a view of the bytes when aligned (little-endian hosts), else a copy. */
+function denseView(bytes: Uint8Array, dim: number, where: string): Float32Array {
+  if (LITTLE_ENDIAN && bytes.byteLength === dim * 4 && bytes.byteOffset % 4 === 0) return new Float32Array(bytes.buffer, bytes.byteOffset, dim);
+  return fromDenseBytes(bytes, dim, where);
+}
+
+/**
+ * `sparseDot(q, stored)` read straight from `sparsevec_send` bytes (int32 dim, nnz, unused; nnz
+ * 0-based int32 indices ascending; nnz float4 values; big-endian): the query's tokens are looked
+ * up in ascending order and their products summed in that order, so the sum is sparseDot's to the bit.
+ */
+function sparseDotSend(q: SparseVector, bytes: Uint8Array, where: string): number {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const nnz = bytes.byteLength >= 12 ? view.getInt32(4) : -1;
+  if (nnz < 0 || bytes.byteLength !== 12 + 8 * nnz) {
+    throw new BgeM3Error('CORRUPT_FILE', `${where}: the sparse vector's stored form has ${bytes.byteLength} bytes, which is not a sparsevec; the row was not written by bge-m3-rag.`);
+  }
+  const values = 12 + 4 * nnz;
+  let s = 0;
+  let lo = 0;
+  for (let i = 0; i < q.indices.length && lo < nnz; i++) {
+    const id = q.indices[i]!;
+    let hi = nnz;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (view.getInt32(12 + 4 * mid) < id) lo = mid + 1;
+      else hi = mid;
+    }
+    if (lo < nnz && view.getInt32(12 + 4 * lo) === id) s += q.values[i]! * view.getFloat32(values + 4 * lo++);
+  }
+  return s;
 }
