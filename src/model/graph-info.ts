@@ -26,27 +26,27 @@ export interface GraphInfo {
 }
 
 // Field numbers from onnx.proto (checked against onnx-proto's generated code).
-const MODEL_GRAPH = 7;
-const MODEL_FUNCTIONS = 25;
-const FUNCTION_NODE = 7;
-const GRAPH_NODE = 1;
-const GRAPH_INITIALIZER = 5;
+export const MODEL_GRAPH = 7;
+export const MODEL_FUNCTIONS = 25;
+export const FUNCTION_NODE = 7;
+export const GRAPH_NODE = 1;
+export const GRAPH_INITIALIZER = 5;
 const GRAPH_OUTPUT = 12;
-const GRAPH_SPARSE_INITIALIZER = 15;
-const NODE_ATTRIBUTE = 5;
-const ATTR_T = 5;
-const ATTR_G = 6;
-const ATTR_TENSORS = 10;
-const ATTR_GRAPHS = 11;
-const ATTR_SPARSE_TENSOR = 22;
-const ATTR_SPARSE_TENSORS = 23;
-const SPARSE_VALUES = 1;
-const SPARSE_INDICES = 2;
-const TENSOR_EXTERNAL_DATA = 13;
+export const GRAPH_SPARSE_INITIALIZER = 15;
+export const NODE_ATTRIBUTE = 5;
+export const ATTR_T = 5;
+export const ATTR_G = 6;
+export const ATTR_TENSORS = 10;
+export const ATTR_GRAPHS = 11;
+export const ATTR_SPARSE_TENSOR = 22;
+export const ATTR_SPARSE_TENSORS = 23;
+export const SPARSE_VALUES = 1;
+export const SPARSE_INDICES = 2;
+export const TENSOR_EXTERNAL_DATA = 13;
 const TENSOR_DATA_LOCATION = 14;
 const DATA_LOCATION_EXTERNAL = 1;
-const ENTRY_KEY = 1;
-const ENTRY_VALUE = 2;
+export const ENTRY_KEY = 1;
+export const ENTRY_VALUE = 2;
 const VALUE_INFO_NAME = 1;
 const NODE_INPUT = 1;
 const NODE_OP_TYPE = 4;

@@ -13,6 +13,26 @@ import { closeSync, constants, existsSync, fstatSync, lstatSync, openSync, readS
 import { dirname, join, resolve } from 'node:path';
 import { BgeM3Error } from '../errors.js';
 import { checkModelFile, fileSystemError, type ModelFileRule } from '../shared/regular-file.js';
+import {
+  ATTR_G,
+  ATTR_GRAPHS,
+  ATTR_SPARSE_TENSOR,
+  ATTR_SPARSE_TENSORS,
+  ATTR_T,
+  ATTR_TENSORS,
+  ENTRY_KEY,
+  ENTRY_VALUE,
+  FUNCTION_NODE,
+  GRAPH_INITIALIZER,
+  GRAPH_NODE,
+  GRAPH_SPARSE_INITIALIZER,
+  MODEL_FUNCTIONS,
+  MODEL_GRAPH,
+  NODE_ATTRIBUTE,
+  SPARSE_INDICES,
+  SPARSE_VALUES,
+  TENSOR_EXTERNAL_DATA,
+} from './graph-info.js'; // onnx.proto field numbers
 
 const MiB = 1024 * 1024;
 /** The largest .onnx graph: 2 GiB, protobuf's limit for one message (BGE-M3's fp32 graph is 0.7 MB + 2.2 GB external data). */
@@ -171,25 +191,6 @@ function locateExternalData(graph: string, rule: ModelFileRule): string[] {
   return out;
 }
 
-// Field numbers from onnx.proto (as in graph-info.ts).
-const MODEL_GRAPH = 7;
-const MODEL_FUNCTIONS = 25;
-const FUNCTION_NODE = 7;
-const GRAPH_NODE = 1;
-const GRAPH_INITIALIZER = 5;
-const GRAPH_SPARSE_INITIALIZER = 15;
-const NODE_ATTRIBUTE = 5;
-const ATTR_T = 5;
-const ATTR_G = 6;
-const ATTR_TENSORS = 10;
-const ATTR_GRAPHS = 11;
-const ATTR_SPARSE_TENSOR = 22;
-const ATTR_SPARSE_TENSORS = 23;
-const SPARSE_VALUES = 1;
-const SPARSE_INDICES = 2;
-const TENSOR_EXTERNAL_DATA = 13;
-const ENTRY_KEY = 1;
-const ENTRY_VALUE = 2;
 /** Subgraphs nested deeper than this are not searched (BGE-M3's graphs have none). */
 const MAX_GRAPH_NESTING = 32;
 
