@@ -67,7 +67,7 @@ if (args.help) {
 const QUICK = args.quick;
 const N = Number(args.docs ?? (QUICK ? 10_000 : 100_000));
 const Q = Number(args.queries ?? (QUICK ? 100 : 200));
-const N_PGLITE = Math.min(N, Number(args['pglite-docs'] ?? (QUICK ? 2_000 : 10_000)));
+const N_PGLITE = Math.min(N, Number(args['pglite-docs'] ?? (QUICK ? 2_000 : 5_000)));
 const Q_PGLITE = Math.min(Q, Number(args['pglite-queries'] ?? (QUICK ? 50 : 100)));
 const Q_EXACT_SPARSE = Math.min(Q, Number(args['exact-sparse-queries'] ?? (QUICK ? 50 : 30)));
 const N_INDEXED = Number(args['indexed-inserts'] ?? (QUICK ? 200 : 300));
@@ -78,6 +78,8 @@ const K = 10;
 const BATCH = 1000;
 const WARMUP = 5;
 const EXACT_CHECKS = QUICK ? 5 : 3;
+/** Fresh queries for the equal-effort dense comparison (PgHybridIndex at PGVectorStore's candidates and ef_search). */
+const Q_EQUAL = args['skip-langchain'] ? 0 : Math.min(Q, 100);
 const BUILD_MEM = '1GB';
 
 const log = (s: string) => console.error(`[postgres bench ${((performance.now() - T0) / 1000).toFixed(0).padStart(4)} s] ${s}`);
@@ -327,7 +329,7 @@ async function main() {
   const json: Record<string, unknown> = {};
   try {
     log(`generating ${N.toLocaleString('en-US')} documents (+${N_INDEXED} to insert into the built indexes) and ${Q} queries…`);
-    const data = generate(N + N_INDEXED, Q + WARMUP, SEED);
+    const data = generate(N + N_INDEXED, Q + WARMUP + Q_EQUAL, SEED);
     const queries = data.queries;
     const batches = (from: number, to: number) => {
       const out: HybridEncodedDocument[][] = [];
@@ -368,7 +370,9 @@ async function main() {
     const ourBytes = await relationBytes(admin, ours);
     const pgHnsw = await open({ sparseSearch: 'hnsw' });
     const pgExactSparse = await open({ sparseSearch: 'exact' });
-    closers.push(() => pgHnsw.close(), () => pgExactSparse.close());
+    const pgLow = await open({ ann: { efSearch: 40 } });
+    const pgEf200 = await open({ ann: { efSearch: 200 } });
+    closers.push(() => pgHnsw.close(), () => pgExactSparse.close(), () => pgLow.close(), () => pgEf200.close());
 
     // LangChain PGVectorStore: same server, dense only, its own HNSW index after the load (its documented order).
     let store: PGVectorStore | undefined;
@@ -458,7 +462,8 @@ async function main() {
     log('searching (interleaved)…');
     type Timed = { ms: number[]; recall: number[] };
     const timed = () => ({ ms: [], recall: [] }) as Timed;
-    const res = { hnswFused: timed(), exactSparseFused: timed(), memoryFused: timed(), hnswDense: timed(), memoryDense: timed(), lcDense: timed() };
+    const res = { hnswFused: timed(), exactSparseFused: timed(), memoryFused: timed(), hnswDense: timed(), memoryDense: timed(), lcDense: timed(), lowDense: timed(), lcDense2: timed(), ef200Fused: timed(), repeatFused: timed(), repeatDense: timed(), repeatLc: timed() };
+    const lowRatio: number[] = [];
     const denseRatio: number[] = [];
     const fusedRatio: number[] = [];
     const measure = async (into: Timed | undefined, want: string[], run: () => Promise<string[]>) => {
@@ -494,7 +499,7 @@ async function main() {
       if (w && msB !== undefined) denseRatio.push(msA / msB);
       await measure(w ? res.memoryDense : undefined, wantDense[at]!, async () => ids(await memory.searchEncoded(q, DENSE)));
     }
-    log(`  fused pass: PgHybridIndex 'hnsw', MemoryHybridIndex${Q_EXACT_SPARSE > 0 ? ` and (first ${Q_EXACT_SPARSE} queries) PgHybridIndex 'exact'` : ''}, order rotating`);
+    log(`  fused pass: PgHybridIndex 'hnsw' (efSearch 100 and 200), MemoryHybridIndex${Q_EXACT_SPARSE > 0 ? ` and (first ${Q_EXACT_SPARSE} queries) PgHybridIndex 'exact'` : ''}, order rotating`);
     for (let i = -WARMUP; i < Q; i++) {
       const at = order(i);
       const q = queries[at]!;
@@ -502,12 +507,45 @@ async function main() {
       const fused: (() => Promise<number>)[] = [
         () => measure(w ? res.hnswFused : undefined, wantFused[at]!, async () => ids(await pgHnsw.searchEncoded(q, FUSED))),
         () => measure(w ? res.memoryFused : undefined, wantFused[at]!, async () => ids(await memory.searchEncoded(q, FUSED))),
+        () => measure(w ? res.ef200Fused : undefined, wantFused[at]!, async () => ids(await pgEf200.searchEncoded(q, FUSED))),
       ];
       if (i < Q_EXACT_SPARSE) fused.push(() => measure(w ? res.exactSparseFused : undefined, wantFused[at]!, async () => ids(await pgExactSparse.searchEncoded(q, FUSED))));
       const fusedMs: number[] = [];
       for (let j = 0; j < fused.length; j++) fusedMs[(j + i + WARMUP) % fused.length] = await fused[(j + i + WARMUP) % fused.length]!();
       if (w) fusedRatio.push(fusedMs[0]! / fusedMs[1]!);
       if (w && (i + 1) % 50 === 0) log(`  ${i + 1}/${Q} queries`);
+    }
+
+    if (store && Q_EQUAL > 0) {
+      log(`  equal-effort dense pass: PgHybridIndex { candidates: 10 }, ann { efSearch: 40 } and PGVectorStore alternating, ${Q_EQUAL} fresh queries`);
+      const LOW: HybridSearchOptions = { ...DENSE, candidates: K };
+      for (let i = 0; i < Q_EQUAL; i++) {
+        const at = Q + WARMUP + i;
+        const q = queries[at]!;
+        const a = () => measure(res.lowDense, wantDense[at]!, async () => ids(await pgLow.searchEncoded(q, LOW)));
+        const b = () => measure(res.lcDense2, wantDense[at]!, () => lcSearch(q));
+        let msA: number;
+        let msB: number;
+        if (i % 2 === 0) {
+          msA = await a();
+          msB = await b();
+        } else {
+          msB = await b();
+          msA = await a();
+        }
+        lowRatio.push(msA / msB);
+      }
+    }
+
+    log(`  repeat pass: the same ${Q} queries again (their pages now cached), PgHybridIndex fused and dense-only, PGVectorStore`);
+    for (let i = 0; i < Q; i++) {
+      const q = queries[i]!;
+      const runs = [
+        () => measure(res.repeatFused, wantFused[i]!, async () => ids(await pgHnsw.searchEncoded(q, FUSED))),
+        () => measure(res.repeatDense, wantDense[i]!, async () => ids(await pgHnsw.searchEncoded(q, DENSE))),
+        ...(store ? [() => measure(res.repeatLc, wantDense[i]!, () => lcSearch(q))] : []),
+      ];
+      for (let j = 0; j < runs.length; j++) await runs[(i + j) % runs.length]!();
     }
 
     // PGlite against the memory index on the same subset.
@@ -584,6 +622,16 @@ async function main() {
       dense: summarize(res.hnswDense.ms),
       denseRecall: mean(res.hnswDense.recall),
     });
+    rows.push({ system: `bge-m3-rag PgHybridIndex, server (ann { efSearch: 200 }, sparseSearch 'hnsw')`, docs: N, insertNote: 'same table', fused: summarize(res.ef200Fused.ms), fusedRecall: mean(res.ef200Fused.recall) });
+    if (res.lowDense.ms.length) {
+      rows.push({
+        system: `bge-m3-rag PgHybridIndex, server, dense-only at PGVectorStore's effort ({ candidates: 10 }, ann { efSearch: 40 })`,
+        docs: N,
+        insertNote: 'same table',
+        dense: summarize(res.lowDense.ms),
+        denseRecall: mean(res.lowDense.recall),
+      });
+    }
     rows.push({ system: `bge-m3-rag PgHybridIndex, server (ann, sparseSearch 'exact')`, docs: N, insertNote: 'same table', fused: summarize(res.exactSparseFused.ms), fusedRecall: mean(res.exactSparseFused.recall) });
     if (pgliteRow) rows.push(pgliteRow);
     rows.push({
@@ -609,6 +657,13 @@ async function main() {
     const checks: string[] = [];
     checks.push(`exact mode (ann: false) on the server returned exactly MemoryHybridIndex's results (ids and scores) on ${identical}/${EXACT_CHECKS} queries (p50 ${percentile([...exactMs].sort((a, b) => a - b), 0.5).toFixed(0)} ms a query: full scans)`);
     if (ratio) checks.push(`dense-only, interleaved per query: PgHybridIndex / PGVectorStore time ratio median ${ratio.p50.toFixed(2)} (p25-p75 ${ratio.p25.toFixed(2)}-${ratio.p75.toFixed(2)}, n=${ratio.n}); PgHybridIndex fetches 100 candidates (ef_search 100) and rescores them exactly, PGVectorStore returns its HNSW top-10 (ef_search 40)`);
+    const lr = summarize(lowRatio);
+    const lc2 = summarize(res.lcDense2.ms);
+    if (lr && lc2) checks.push(`dense-only at equal effort (PgHybridIndex { candidates: 10 }, efSearch 40 vs PGVectorStore, ${lr.n} fresh queries, alternating): time ratio median ${lr.p50.toFixed(2)} (p25-p75 ${lr.p25.toFixed(2)}-${lr.p75.toFixed(2)}); PGVectorStore p50 ${lc2.p50.toFixed(1)} ms in that pass, recall@10 ${mean(res.lcDense2.recall).toFixed(3)} vs ${mean(res.lowDense.recall).toFixed(3)}`);
+    const rf = summarize(res.repeatFused.ms);
+    const rd = summarize(res.repeatDense.ms);
+    const rl = summarize(res.repeatLc.ms);
+    if (rf && rd) checks.push(`the same ${Q} queries repeated (pages they touch now in shared_buffers or the OS cache): PgHybridIndex fused p50 ${rf.p50.toFixed(1)} ms (p95 ${rf.p95.toFixed(1)}), dense-only p50 ${rd.p50.toFixed(1)} ms${rl ? `, PGVectorStore p50 ${rl.p50.toFixed(1)} ms` : ''}`);
     const fr = summarize(fusedRatio);
     if (fr) checks.push(`fused, interleaved per query: PgHybridIndex server / MemoryHybridIndex time ratio median ${fr.p50.toFixed(2)} (p25-p75 ${fr.p25.toFixed(2)}-${fr.p75.toFixed(2)})`);
     const target = (name: string, ok: boolean, got: string) => checks.push(`target ${name}: ${ok ? 'MET' : 'MISSED'} (${got})`);
@@ -618,6 +673,8 @@ async function main() {
       target('insert >= 2,000 docs/s at 100k (bulk load)', main.insertDocsPerSec! >= 2000, `${main.insertDocsPerSec!.toFixed(0)} docs/s; ${indexedAdd.toFixed(0)} docs/s into the HNSW-indexed table`);
       if (lcDenseP50 !== undefined) target('dense p50 no slower than PGVectorStore at 100k', main.dense!.p50 <= lcDenseP50, `${main.dense!.p50.toFixed(1)} vs ${lcDenseP50.toFixed(1)} ms`);
     }
+    const lcJson = json.langchain as { usesIndex: boolean } | undefined;
+    if (lcJson) notes.push(`PGVectorStore's query (SELECT *, embedding <#> $1 … ORDER BY _distance LIMIT 10) ${lcJson.usesIndex ? 'uses its HNSW index (EXPLAIN)' : 'does not use its HNSW index at this size: PostgreSQL plans a sequential scan and sort (EXPLAIN), an exact search'}.`);
     notes.push(
       `Sparse HNSW: pgvector's sparsevec HNSW holds at most 1,000 non-zeros per vector, so the ${data.long.toLocaleString('en-US')} long documents (of ${(N + N_INDEXED).toLocaleString('en-US')}) are indexed by their top 1,000 weights; candidates are rescored on the full vectors.`,
     );
@@ -628,6 +685,8 @@ async function main() {
       indexedInsertDocsPerSec: indexedAdd,
       langchainIndexedInsertDocsPerSec: lcIndexedAdd,
       denseRatio: ratio,
+      equalEffortDenseRatio: lr,
+      repeat: { fused: rf, dense: rd, langchain: rl },
       fusedRatio: fr,
       exactIdentical: { identical, of: EXACT_CHECKS, ms: exactMs },
       perQuery: { hnswFusedMs: res.hnswFused.ms, exactSparseFusedMs: res.exactSparseFused.ms, memoryFusedMs: res.memoryFused.ms, hnswDenseMs: res.hnswDense.ms, lcDenseMs: res.lcDense.ms },

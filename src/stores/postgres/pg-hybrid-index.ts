@@ -98,6 +98,8 @@ interface RowVectors {
 }
 
 const DEFAULT_ANN: Required<PgAnnOptions> = { m: 16, efConstruction: 64, efSearch: 100 };
+/** Dense-only ANN searches read the kept candidates and this many more first (see searchVectors). */
+const PREFIX_MARGIN = 25;
 
 export class PgHybridIndex implements HybridIndex {
   private readonly rerankStage: RerankStage;
@@ -319,29 +321,42 @@ export class PgHybridIndex implements HybridIndex {
     const maxNorm = rows.reduce((m, r) => Math.max(m, r.norm), this.maxNorm);
     const denseParam = binary ? (denseType === 'halfvec' ? halfvecBinary : vectorBinary) : denseLiteral;
     const sparseParam = binary ? (v: SparseVector) => sparsevecBinary(v, vocab) : (v: SparseVector) => sparseLiteral(v, vocab);
-    await run(this.db, this.names, 'add', () =>
-      this.db.transaction(async (tx) => {
-        for (let start = 0; start < rows.length; start += per) {
-          options.signal?.throwIfAborted();
-          const chunk = rows.slice(start, start + per);
-          const params: unknown[] = [];
-          const values = chunk.map((r) => {
-            const dense = Float32Array.from(r.dense);
-            const top = topWeights(r.sparse);
-            const b = params.length;
-            params.push(r.id, r.text, JSON.stringify(r.metadata), denseParam(dense), float32Bytes(dense), r.norm, sparseParam(r.sparse));
-            if (top !== r.sparse) params.push(sparseParam(top));
-            const topParam = top === r.sparse ? b + 7 : b + 8;
-            return `($${b + 1}, $${b + 2}, $${b + 3}::jsonb, $${b + 4}::${denseType}(${dim}), $${b + 5}::bytea, $${b + 6}, $${b + 7}::sparsevec(${vocab}), $${topParam}::sparsevec(${vocab}))`;
-          });
-          await tx.query(
-            `INSERT INTO ${t} (id, text, metadata, dense, dense_exact, dense_norm, sparse, sparse_top) VALUES ${values.join(', ')}
+    const statement = (chunk: EncodedRow[]) => {
+      const params: unknown[] = [];
+      const values = chunk.map((r) => {
+        const dense = Float32Array.from(r.dense);
+        const top = topWeights(r.sparse);
+        const b = params.length;
+        params.push(r.id, r.text, JSON.stringify(r.metadata), denseParam(dense), float32Bytes(dense), r.norm, sparseParam(r.sparse));
+        if (top !== r.sparse) params.push(sparseParam(top));
+        const topParam = top === r.sparse ? b + 7 : b + 8;
+        return `($${b + 1}, $${b + 2}, $${b + 3}::jsonb, $${b + 4}::${denseType}(${dim}), $${b + 5}::bytea, $${b + 6}, $${b + 7}::sparsevec(${vocab}), $${topParam}::sparsevec(${vocab}))`;
+      });
+      const sql = `INSERT INTO ${t} (id, text, metadata, dense, dense_exact, dense_norm, sparse, sparse_top) VALUES ${values.join(', ')}
              ON CONFLICT (id) DO UPDATE SET text = excluded.text, metadata = excluded.metadata, dense = excluded.dense,
                dense_exact = excluded.dense_exact, dense_norm = excluded.dense_norm, sparse = excluded.sparse,
-               sparse_top = excluded.sparse_top, seq = nextval('${this.names.seq.replaceAll('"', '')}')`,
-            params,
-          );
-          options.onProgress?.({ phase: 'add', done: Math.min(rows.length, start + per), total: rows.length });
+               sparse_top = excluded.sparse_top, seq = nextval('${this.names.seq.replaceAll('"', '')}')`;
+      return { sql, params };
+    };
+    await run(this.db, this.names, 'add', () =>
+      this.db.transaction(async (tx) => {
+        // One statement in flight while the next one is encoded (the database and this process work at once).
+        let inFlight: Promise<unknown> | undefined;
+        let done = 0;
+        for (let start = 0; start < rows.length; start += per) {
+          options.signal?.throwIfAborted();
+          const next = statement(rows.slice(start, start + per));
+          if (inFlight) {
+            await inFlight;
+            options.onProgress?.({ phase: 'add', done, total: rows.length });
+          }
+          inFlight = tx.query(next.sql, next.params);
+          inFlight.catch(() => {}); // awaited below; never an unhandled rejection if an abort ends the loop first
+          done = Math.min(rows.length, start + per);
+        }
+        if (inFlight) {
+          await inFlight;
+          options.onProgress?.({ phase: 'add', done, total: rows.length });
         }
         if (maxNorm > this.maxNorm) {
           await tx.query(`UPDATE ${this.names.meta} SET value = to_jsonb(GREATEST((value #>> '{}')::float8, $1::float8)) WHERE key = 'max_norm'`, [maxNorm]);
@@ -389,11 +404,46 @@ export class PgHybridIndex implements HybridIndex {
       this.db.transaction(
         async (tx) => {
           if (this.ann) {
+            // Dense only, weighted, no filter: the HNSW scan returns its candidates in order of the
+            // database score (iterative scans off), so only a prefix is read, as far as a candidate
+            // past it could still be among the kept ones by exact mode's error bound.
+            const prefix = useDense && !useSparse && opts.fusion !== 'rrf' && !filter;
             const settings = [`set_config('hnsw.ef_search', '${Math.max(this.ann.efSearch, candidates)}', true)`];
-            if (filter) settings.push(`set_config('hnsw.iterative_scan', 'relaxed_order', true)`);
-            await tx.query(`SELECT ${settings.join(', ')}`);
+            // Unfiltered scans return their candidates in order of the database score (iterative scans off).
+            settings.push(`set_config('hnsw.iterative_scan', '${filter ? 'relaxed_order' : 'off'}', true)`);
+            if (prefix) settings.push(`(SELECT (value #>> '{}')::float8 FROM ${this.names.meta} WHERE key = 'max_norm') AS max_norm`);
+            const [set] = await tx.query<{ max_norm?: number | null }>(`SELECT ${settings.join(', ')}`);
             signal?.throwIfAborted();
             if (!useDense && !useSparse) return [];
+            if (prefix) {
+              const limit = Math.min(candidates, kept + PREFIX_MARGIN);
+              const maxNorm = (this.maxNorm = Math.max(this.maxNorm, set?.max_norm ?? 0));
+              const dErr = denseErrorBound(qDense, maxNorm);
+              const qd = `$1::${denseType}(${dim})`;
+              // p: the prefix in scan order; k: the kept-th best database score in it; only rows within
+              // twice the error bound of that score can be among the kept ones, and only they come back.
+              const rows = await tx.query<Stored & { n: number; sorted: boolean | null; k_dd: number; last_dd: number }>(
+                `WITH p AS (SELECT seq, dd, row_number() OVER () AS pos FROM (SELECT seq, dense <#> ${qd} AS dd FROM ${t} ORDER BY dense <#> ${qd} LIMIT ${limit}) scan),
+                   st AS (SELECT count(*) AS n, (SELECT bool_and(dd >= prev) FROM (SELECT dd, lag(dd) OVER (ORDER BY pos) AS prev FROM p) z) AS sorted,
+                            (SELECT dd FROM p ORDER BY pos DESC LIMIT 1) AS last_dd FROM p),
+                   k AS (SELECT dd AS k_dd FROM p ORDER BY dd OFFSET LEAST(${kept}, (SELECT n FROM st)) - 1 LIMIT 1)
+                 SELECT t.seq::float8 AS seq, t.id, t.text, t.metadata, t.dense_exact, sparsevec_send(t.sparse) AS sparse, st.n::float8 AS n, st.sorted, k.k_dd, st.last_dd
+                 FROM p JOIN ${t} t ON t.seq = p.seq, st, k WHERE p.dd <= k.k_dd + $2::float8`,
+                [qDenseParam, 2 * dErr + 1e-9],
+              );
+              const first = rows[0];
+              const complete = !first || first.n < limit || limit === candidates;
+              if (complete || (first.sorted !== false && first.last_dd > first.k_dd + 2 * dErr + 1e-9)) {
+                const bySeq = new Map(rows.map((d) => [d.seq, d]));
+                return fuseCandidates(
+                  rows.map((d) => ({ row: d.seq, dense: exactDense(d.seq, d.dense_exact), sparse: exactSparse(d.seq, d.sparse) })),
+                  opts,
+                )
+                  .slice(0, kept)
+                  .map((c) => result(c, bySeq.get(c.row)!));
+              }
+              // A candidate past the prefix may still count: take the whole leg below.
+            }
             const params: unknown[] = [];
             const qd = useDense ? `$${params.push(qDenseParam)}::${denseType}(${dim})` : '';
             const qs = useSparse ? `$${params.push(qSparseParam)}::sparsevec(${vocab})` : '';
@@ -406,7 +456,13 @@ export class PgHybridIndex implements HybridIndex {
               union.push(`SELECT seq, TRUE AS in_d, FALSE AS in_s, dd, NULL::float8 AS sd FROM d`);
             }
             if (useSparse) {
-              legs.push(`s AS (SELECT seq, ${column} <#> ${qs} AS sd FROM ${t} WHERE ${filterSql} AND (${column} <#> ${qs}) < 0 ORDER BY ${column} <#> ${qs} LIMIT ${candidates})`);
+              // Rows sharing no token score 0, after every negative distance in an ordered scan: without a
+              // filter they are dropped after the LIMIT (the same rows, one inner product fewer per row).
+              legs.push(
+                filter
+                  ? `s AS (SELECT seq, ${column} <#> ${qs} AS sd FROM ${t} WHERE ${filterSql} AND (${column} <#> ${qs}) < 0 ORDER BY ${column} <#> ${qs} LIMIT ${candidates})`
+                  : `s AS (SELECT seq, sd FROM (SELECT seq, ${column} <#> ${qs} AS sd FROM ${t} ORDER BY ${column} <#> ${qs} LIMIT ${candidates}) scan WHERE sd < 0)`,
+              );
               union.push(`SELECT seq, FALSE AS in_d, TRUE AS in_s, NULL::float8 AS dd, sd FROM s`);
             }
             const legsSql = `${legs.join(', ')}, u AS (SELECT seq, bool_or(in_d) AS in_d, bool_or(in_s) AS in_s, min(dd) AS dd, min(sd) AS sd FROM (${union.join(' UNION ALL ')}) legs GROUP BY seq)`;
@@ -428,7 +484,7 @@ export class PgHybridIndex implements HybridIndex {
               const hi = `(${p(weights.dense)} * ${useDense ? '(a.ad + e.d_err)' : '0'} + ${p(weights.sparse)} * ${sHi}) / ${p(W)}`;
               const rows = await tx.query<Stored & { in_d: boolean; max_norm: number }>(
                 `WITH ${legsSql},
-                   a AS (SELECT u.seq, u.in_d, ${useDense ? `-COALESCE(u.dd, t.dense <#> ${qd})` : 'NULL::float8'} AS ad, ${useSparse ? (column === 'sparse' ? `-COALESCE(u.sd, t.sparse <#> ${qs})` : `-(t.sparse <#> ${qs})`) : 'NULL::float8'} AS asp FROM u JOIN ${t} t ON t.seq = u.seq),
+                   a AS MATERIALIZED (SELECT u.seq, u.in_d, ${useDense ? `-COALESCE(u.dd, t.dense <#> ${qd})` : 'NULL::float8'} AS ad, ${useSparse ? (column === 'sparse' ? `-COALESCE(u.sd, t.sparse <#> ${qs})` : `-(t.sparse <#> ${qs})`) : 'NULL::float8'} AS asp FROM u JOIN ${t} t ON t.seq = u.seq),
                    m AS (SELECT GREATEST(${p(this.maxNorm)}, (SELECT (value #>> '{}')::float8 FROM ${this.names.meta} WHERE key = 'max_norm')) AS max_norm),
                    e AS (SELECT ${p(dErrPerNorm)} * m.max_norm + ${p(dErr0)} AS d_err FROM m),
                    b0 AS (SELECT a.seq, a.in_d, ${lo} AS lo, ${hi} AS hi, (a.in_d OR ${sLo} > 0) AS sure FROM a, e),
