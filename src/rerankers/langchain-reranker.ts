@@ -8,12 +8,15 @@ import { BaseDocumentCompressor } from '@langchain/core/retrievers/document_comp
 import { BgeM3Error } from '../errors.js';
 import { checkInteger, describeValue } from '../shared/checks.js';
 import type { M3Reranker, M3RerankResult } from './m3-reranker.js';
+import type { ColbertSource } from '../stores/types.js';
 import { RerankerHandle, type M3RerankerAdapterOptions } from './reranker-handle.js';
 
 /**
  * Options: `model` (instance or source, default `'BAAI/bge-m3'`), `topN` (default 3), `weights`
  * (default `[0.4, 0.2, 0.4]`), `maxQueryLength` (512), `maxPassageLength` (8192), `batchSize`,
- * `cacheMaxBytes`.
+ * `cacheMaxBytes`, and `index`: an index with stored multi-vectors (`multiVectors: 'fp16' | 'int8'`),
+ * from which Documents with an `id` it stores are scored without encoding them (a hybrid retriever
+ * over that index sets the ids), so a retriever -> reranker chain pays one query encode.
  */
 export type BgeM3RerankerParams = M3RerankerAdapterOptions;
 
@@ -24,6 +27,8 @@ export interface BgeM3RerankMetadata {
   denseScore: number;
   sparseScore: number;
   colbertScore: number;
+  /** `'stored'` when scored from the `index`'s stored vectors, `'encoded'` when the text was encoded. */
+  colbertSource: ColbertSource;
 }
 
 export class BgeM3Reranker extends BaseDocumentCompressor {
@@ -56,6 +61,7 @@ export class BgeM3Reranker extends BaseDocumentCompressor {
         denseScore: r.dense,
         sparseScore: r.sparse,
         colbertScore: r.colbert,
+        colbertSource: r.colbertSource,
       };
       return new Document({ pageContent: doc.pageContent, metadata, id: doc.id });
     });
@@ -73,7 +79,12 @@ export class BgeM3Reranker extends BaseDocumentCompressor {
     const texts = documentTexts(documents);
     const topN = options.topN === undefined ? undefined : checkInteger(options.topN, 'BgeM3Reranker.rerank: topN', 1);
     if (texts.length === 0) return [];
-    return (await this.handle.get()).rerank(query, texts, { topN });
+    // Documents carry their ids, so the reranker's `index` can score them from stored vectors.
+    const passages = texts.map((text, i) => {
+      const id = typeof documents[i] === 'string' ? undefined : (documents[i] as DocumentInterface).id;
+      return typeof id === 'string' && id.length > 0 ? { text, id } : text;
+    });
+    return (await this.handle.get()).rerank(query, passages, { topN });
   }
 }
 

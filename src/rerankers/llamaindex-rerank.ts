@@ -11,6 +11,11 @@ import { describeValue } from '../shared/checks.js';
 import type { M3Reranker } from './m3-reranker.js';
 import { RerankerHandle, type M3RerankerAdapterOptions } from './reranker-handle.js';
 
+/**
+ * Options: those of `M3Reranker` (`model`, `weights`, lengths, `batchSize`, `cacheMaxBytes`, and
+ * `index`: an index with stored multi-vectors, from which nodes whose `id_` it stores are scored
+ * without encoding them), `topN` (default 3) and `metadataMode`.
+ */
 export interface BgeM3RerankOptions extends M3RerankerAdapterOptions {
   /**
    * Which node text to score: `getContent(metadataMode)`. Default `MetadataMode.NONE`: the node's
@@ -51,7 +56,9 @@ export class BgeM3Rerank implements BaseNodePostprocessor {
     const queryText = queryToText(query);
     const texts = nodeTexts(nodes, this.metadataMode);
     if (texts.length === 0) return [];
-    const results = await (await this.handle.get()).rerank(queryText, texts, { topN: this.topN });
+    // Stored vectors (the `index` option) were computed from the node's text alone: only then are ids passed.
+    const passages = this.metadataMode === MetadataMode.NONE ? texts.map((text, i) => ({ text, id: nodes[i]!.node.id_ })) : texts;
+    const results = await (await this.handle.get()).rerank(queryText, passages, { topN: this.topN });
     return results.map((r) => ({ node: nodes[r.index]!.node, score: r.relevanceScore }));
   }
 }

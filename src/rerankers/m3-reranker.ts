@@ -1,15 +1,19 @@
 /**
  * The framework-free M3 reranker: scores passages against a query with all three BGE-M3 signals and
  * FlagEmbedding's `'colbert+sparse+dense'` weighted average, exactly as `BgeM3Model.computeScore`
- * does, while caching passage encodings so that reranking the same documents again is cheap.
+ * does, while caching passage encodings so that reranking the same documents again is cheap. Given
+ * an `index` that stores multi-vectors (`multiVectors: 'fp16' | 'int8'`), passages passed with their
+ * ids are scored from the stored vectors: no passage encode, one query encode per call.
  * The LangChain compressor and the LlamaIndex postprocessor are thin wrappers around this class.
  */
 import { BgeM3Error } from '../errors.js';
 import type { BgeM3Model } from '../model/bge-m3-model.js';
 import { isBgeM3Model } from '../shared/model-option.js';
-import { checkInteger, checkMaxLength, checkStrings, describeValue } from '../shared/checks.js';
+import { checkInteger, checkMaxLength, describeValue } from '../shared/checks.js';
+import type { ColbertSource, HybridIndex, MultiVectorSource, StoredPairScores } from '../stores/types.js';
 import { DEFAULT_BATCH_SIZE, DEFAULT_PASSAGE_LENGTH, DEFAULT_QUERY_LENGTH } from '../shared/defaults.js';
 import { checkModeWeights, colbertScore, combineScores, dot, lexicalMatchingScore, type ModeWeights } from '../scores.js';
+import { recallQuery } from '../stores/query-encoding.js';
 import { PassageCache, type PassageCacheStats, type TextEncoding } from './passage-cache.js';
 
 export type { PassageCacheStats } from './passage-cache.js';
@@ -39,6 +43,19 @@ export interface M3RerankerOptions {
    * + keys. Least recently used passages are dropped first. Default 256 MiB; 0 disables caching.
    */
   cacheMaxBytes?: number;
+  /**
+   * An index that stores its documents' ColBERT vectors (`MemoryHybridIndex` or `PgHybridIndex` with
+   * `multiVectors`): passages given as `{ text, id }` whose id it stores are scored from it without
+   * encoding them; the rest are encoded. The scores are those of re-encoding, within the storage's
+   * rounding (fp16 ≤ 1e-3, int8 ≤ 5e-3), when the index was built with the same passage length.
+   */
+  index?: MultiVectorSource | HybridIndex;
+}
+
+/** A passage to rerank: its text, and the id under which `index` may store its vectors. */
+export interface M3RerankPassage {
+  text: string;
+  id?: string;
 }
 
 /** Options of one `M3Reranker.rerank` call. */
@@ -49,6 +66,8 @@ export interface M3RerankerCallOptions {
   onProgress?: (progress: { done: number; total: number }) => void;
   /** Aborts encoding between batches. */
   signal?: AbortSignal;
+  /** The query's three outputs (dense, lexical weights, ColBERT rows) when already encoded with the same `maxQueryLength`. */
+  queryEncoding?: TextEncoding;
 }
 
 /** @deprecated Renamed {@link M3RerankerCallOptions}; this alias goes in the next release. */
@@ -66,6 +85,8 @@ export interface M3RerankResult {
   sparse: number;
   /** ColBERT MaxSim score. */
   colbert: number;
+  /** `'stored'`: scored from the index's stored vectors; `'encoded'`: the passage was encoded. */
+  colbertSource: ColbertSource;
 }
 
 export class M3Reranker {
@@ -75,6 +96,7 @@ export class M3Reranker {
   readonly maxPassageLength: number;
   readonly batchSize: number;
   private readonly cache: PassageCache;
+  private readonly index: MultiVectorSource | undefined;
   /** Passages being encoded right now, so concurrent reranks of the same text encode it once. */
   private readonly pending = new Map<string, Promise<TextEncoding>>();
 
@@ -96,34 +118,50 @@ export class M3Reranker {
     this.maxPassageLength = checkMaxLength(options.maxPassageLength ?? Math.min(DEFAULT_PASSAGE_LENGTH, model.maxPositions), 'maxPassageLength', model.maxPositions);
     this.batchSize = checkInteger(options.batchSize ?? DEFAULT_BATCH_SIZE, 'batchSize', 1);
     this.cache = new PassageCache(checkInteger(options.cacheMaxBytes ?? DEFAULT_RERANK_CACHE_BYTES, 'cacheMaxBytes', 0));
+    if (options.index !== undefined && typeof (options.index as MultiVectorSource | null)?.scoreStored !== 'function') {
+      throw new BgeM3Error('INVALID_ARGUMENT', `M3Reranker: the index option must be an index that can store multi-vectors (a MemoryHybridIndex or PgHybridIndex, e.g. a vector store's or retriever's .index); got ${describeValue(options.index)}.`);
+    }
+    this.index = options.index as MultiVectorSource | undefined;
   }
 
   /**
    * Scores every passage against the query; returns results sorted by `relevanceScore`, highest
    * first (ties keep input order), cut to `topN`. The scores equal `model.computeScore` for the same
    * pairs, weights and lengths. An empty passage list returns `[]` without touching the model;
-   * identical passages are encoded once and each gets its own result.
+   * identical passages are encoded once and each gets its own result. Passages given as
+   * `{ text, id }` are looked up in `index` (when set) and scored from its stored vectors.
    */
-  async rerank(query: string, passages: string[], options: M3RerankerCallOptions = {}): Promise<M3RerankResult[]> {
+  async rerank(query: string, passages: readonly (string | M3RerankPassage)[], options: M3RerankerCallOptions = {}): Promise<M3RerankResult[]> {
     if (typeof query !== 'string') {
       throw new BgeM3Error('INVALID_ARGUMENT', `rerank: the query must be a string; got ${describeValue(query)}.`);
     }
-    checkStrings(passages, 'rerank: passages');
-    const topN = options.topN === undefined ? passages.length : checkInteger(options.topN, 'topN', 1);
-    if (passages.length === 0) return [];
+    const { texts, ids } = splitPassages(passages);
+    const topN = options.topN === undefined ? texts.length : checkInteger(options.topN, 'topN', 1);
+    if (texts.length === 0) return [];
 
-    const queryEncoding = (await this.encodeTexts([query], this.maxQueryLength, { signal: options.signal }))[0]!;
-    const encodings = await this.encodePassages(passages, options);
+    // A retriever over an index with multi-vectors has just encoded this query with all three outputs.
+    const queryEncoding =
+      options.queryEncoding ?? recallQuery(this.model, this.maxQueryLength, query) ?? (await this.encodeTexts([query], this.maxQueryLength, { signal: options.signal }))[0]!;
+    const stored: (StoredPairScores | undefined)[] = new Array(texts.length);
+    const lookup = this.index ? ids.flatMap((id, i) => (id === undefined ? [] : [i])) : [];
+    if (lookup.length > 0) {
+      const scores = await this.index!.scoreStored(queryEncoding, lookup.map((i) => ids[i]!), options.signal);
+      lookup.forEach((i, j) => (stored[i] = scores[j]));
+    }
+    const toEncode = texts.flatMap((text, i) => (stored[i] ? [] : [text]));
+    const encodings = toEncode.length > 0 ? await this.encodePassages(toEncode, options) : [];
 
-    const results = passages.map((_, index): M3RerankResult => {
-      const p = encodings[index]!;
-      const s = combineScores(
-        dot(queryEncoding.dense, p.dense),
-        lexicalMatchingScore(queryEncoding.sparse, p.sparse),
-        colbertScore(queryEncoding.colbert, p.colbert),
-        this.weights,
-      );
-      return { index, relevanceScore: s['colbert+sparse+dense'], dense: s.dense, sparse: s.sparse, colbert: s.colbert };
+    let next = 0;
+    const results = texts.map((_, index): M3RerankResult => {
+      const known = stored[index];
+      let parts: StoredPairScores;
+      if (known) parts = known;
+      else {
+        const p = encodings[next++]!;
+        parts = { dense: dot(queryEncoding.dense, p.dense), sparse: lexicalMatchingScore(queryEncoding.sparse, p.sparse), colbert: colbertScore(queryEncoding.colbert, p.colbert) };
+      }
+      const s = combineScores(parts.dense, parts.sparse, parts.colbert, this.weights);
+      return { index, relevanceScore: s['colbert+sparse+dense'], dense: s.dense, sparse: s.sparse, colbert: s.colbert, colbertSource: known ? 'stored' : 'encoded' };
     });
     // Array.prototype.sort is stable, so equal scores keep their input order.
     results.sort((a, b) => b.relevanceScore - a.relevanceScore);
@@ -207,4 +245,24 @@ export class M3Reranker {
   private cacheKey(text: string): string {
     return `${this.maxPassageLength}\u0000${text}`;
   }
+}
+
+/** Texts and ids of `rerank`'s passages (strings, or `{ text, id? }`), checked. */
+function splitPassages(passages: unknown): { texts: string[]; ids: (string | undefined)[] } {
+  if (!Array.isArray(passages)) {
+    throw new BgeM3Error('INVALID_ARGUMENT', `rerank: passages must be an array of strings or of { text, id? } objects; got ${describeValue(passages)}.`);
+  }
+  const texts: string[] = new Array(passages.length);
+  const ids: (string | undefined)[] = new Array(passages.length);
+  passages.forEach((p: unknown, i) => {
+    const entry = p as M3RerankPassage | null;
+    if (typeof p === 'string') texts[i] = p;
+    else if (entry !== null && typeof entry === 'object' && typeof entry.text === 'string' && (entry.id === undefined || typeof entry.id === 'string')) {
+      texts[i] = entry.text;
+      ids[i] = entry.id;
+    } else {
+      throw new BgeM3Error('INVALID_ARGUMENT', `rerank: passages[${i}] is ${describeValue(p)}; every entry must be a string or a { text: string, id?: string } object.`);
+    }
+  });
+  return { texts, ids };
 }

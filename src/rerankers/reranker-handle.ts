@@ -32,8 +32,8 @@ export class RerankerHandle {
     if (fields.maxPassageLength !== undefined) checkInteger(fields.maxPassageLength, `${owner}: maxPassageLength`, 2);
     if (fields.batchSize !== undefined) checkInteger(fields.batchSize, `${owner}: batchSize`, 1);
     if (fields.cacheMaxBytes !== undefined) checkInteger(fields.cacheMaxBytes, `${owner}: cacheMaxBytes`, 0);
-    const { weights, maxQueryLength, maxPassageLength, batchSize, cacheMaxBytes } = fields;
-    this.options = { weights, maxQueryLength, maxPassageLength, batchSize, cacheMaxBytes };
+    const { weights, maxQueryLength, maxPassageLength, batchSize, cacheMaxBytes, index } = fields;
+    this.options = { weights, maxQueryLength, maxPassageLength, batchSize, cacheMaxBytes, index };
   }
 
   /** The reranker, created on first use (loading the model if `model` was a source string). */

@@ -203,6 +203,7 @@ export class BgeM3VectorStore extends VectorStore {
       metadata: doc.metadata as HybridMetadata,
       dense: encoded.dense[i]!,
       sparse: encoded.sparse[i]!,
+      colbert: encoded.colbert?.[i],
     }));
     return this.index.addEncoded(rows);
   }

@@ -77,6 +77,8 @@ interface CachedEncoding {
   text: string;
   dense: number[];
   sparse: LexicalWeights;
+  /** ColBERT rows, kept until `add` when the index stores multi-vectors. */
+  colbert?: Float32Array[];
 }
 
 /** @internal Encodes the store's nodes and queries; `embedNodes` keeps each node's lexical weights for `add`. */
@@ -86,13 +88,13 @@ export class NodeEncoder {
 
   async embedNodes(nodes: BaseNode[], options?: { progressCallback?: (done: number, total: number) => void }): Promise<BaseNode[]> {
     const texts = nodes.map((node, i) => nodeText(node, i));
-    const { dense, sparse } = await this.encoder.documents(texts, {
+    const { dense, sparse, colbert } = await this.encoder.documents(texts, {
       onProgress: options?.progressCallback ? ({ done, total }) => options.progressCallback!(done, total) : undefined,
     });
     nodes.forEach((node, i) => {
       const vector = Array.from(dense[i]!);
       node.embedding = vector;
-      this.cache.set(node, { text: texts[i]!, dense: vector, sparse: sparse[i]! });
+      this.cache.set(node, { text: texts[i]!, dense: vector, sparse: sparse[i]!, colbert: colbert?.[i] });
     });
     return nodes;
   }
@@ -205,6 +207,7 @@ export class BgeM3VectorStore extends BaseVectorStore<HybridIndex, BgeM3VectorSt
         metadata: storedMetadata(node),
         dense: c ? c.dense : fresh.dense[j]!,
         sparse: c ? c.sparse : fresh.sparse[j]!,
+        colbert: c ? c.colbert : fresh.colbert?.[j],
       };
     });
     const ids = await this.index.addEncoded(rows);

@@ -8,6 +8,7 @@
  * opened without a model (`new MemoryHybridIndex({ dim })`, `PgHybridIndex.open({ model: null, dim })`).
  */
 import { BgeM3Error } from '../errors.js';
+import { encodeQuery } from '../stores/query-encoding.js';
 import type { BgeM3Model } from '../model/bge-m3-model.js';
 import type { LexicalWeights } from '../scores.js';
 import { checkInteger, describeValue as describe } from '../shared/checks.js';
@@ -66,6 +67,8 @@ export interface StoreEncodingOptions {
 export interface EncodedTexts {
   dense: Float32Array[];
   sparse: LexicalWeights[];
+  /** ColBERT rows, when the index stores multi-vectors. */
+  colbert?: Float32Array[][];
 }
 
 /** Encodes texts with a store's model: dense and sparse in one encoder pass. */
@@ -73,6 +76,8 @@ export class StoreEncoder {
   readonly maxQueryLength: number;
   readonly maxPassageLength: number;
   readonly batchSize: number | undefined;
+  /** Whether the index keeps documents' ColBERT rows (its `multiVectors` setting), so documents are encoded with them. */
+  readonly colbert: boolean;
 
   constructor(
     private readonly resolveModel: () => Promise<BgeM3Model>,
@@ -87,26 +92,29 @@ export class StoreEncoder {
     this.maxQueryLength = checkInteger(options.maxQueryLength ?? fromIndex('maxQueryLength') ?? DEFAULT_QUERY_LENGTH, `${owner}: maxQueryLength`, 2);
     this.maxPassageLength = checkInteger(options.maxPassageLength ?? fromIndex('maxPassageLength') ?? DEFAULT_PASSAGE_LENGTH, `${owner}: maxPassageLength`, 2);
     this.batchSize = options.batchSize === undefined ? undefined : checkInteger(options.batchSize, `${owner}: batchSize`, 1);
+    const storage = (index as { multiVectors?: unknown }).multiVectors;
+    this.colbert = storage === 'fp16' || storage === 'int8';
   }
 
   model(): Promise<BgeM3Model> {
     return this.resolveModel();
   }
 
-  /** Documents' dense vectors and lexical weights. */
+  /** Documents' dense vectors and lexical weights (and ColBERT rows when the index stores them). */
   async documents(texts: string[], options: { signal?: AbortSignal; batchSize?: number; onProgress?: (p: { done: number; total: number }) => void } = {}): Promise<EncodedTexts> {
     if (texts.length === 0) return { dense: [], sparse: [] };
     const model = await this.resolveModel();
     const out = await model.encode(texts, {
       returnDense: true,
       returnSparse: true,
+      returnColbertVecs: this.colbert,
       maxLength: Math.min(this.maxPassageLength, model.maxPositions),
       batchSize: options.batchSize ?? this.batchSize,
       signal: options.signal,
       onProgress: options.onProgress,
     });
     options.signal?.throwIfAborted();
-    return { dense: out.denseVecs!, sparse: out.lexicalWeights! };
+    return { dense: out.denseVecs!, sparse: out.lexicalWeights!, colbert: out.colbertVecs };
   }
 
   /** A query's dense vector and lexical weights (`maxQueryLength` tokens). */
@@ -115,6 +123,12 @@ export class StoreEncoder {
       throw new BgeM3Error('INVALID_ARGUMENT', `the query must be a string; got ${describe(text)}.`);
     }
     const model = await this.resolveModel();
+    if (this.colbert) {
+      // All three outputs in the one query encode, remembered for a reranker that follows (M3Reranker with `index`).
+      const m3 = (await encodeQuery(model, text, this.maxQueryLength, signal, true)).m3!;
+      signal?.throwIfAborted();
+      return { dense: m3.dense, sparse: m3.sparse };
+    }
     const out = await model.encode([text], { returnDense: true, returnSparse: true, maxLength: Math.min(this.maxQueryLength, model.maxPositions), signal });
     signal?.throwIfAborted();
     return { dense: out.denseVecs![0]!, sparse: out.lexicalWeights![0]! };

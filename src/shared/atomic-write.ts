@@ -87,15 +87,24 @@ export async function removeStaleTempFiles(path: string): Promise<string[]> {
   return removed;
 }
 
+export interface AtomicWriteOptions {
+  /**
+   * Name the temporary file after this path (same directory) instead of `path`: for files whose
+   * names change on every write (a killed write's leftovers are then still found by this name).
+   */
+  tempBase?: string;
+}
+
 /**
  * Replaces `path` with what `write` writes to the handle it is given (temp file, fsync, rename,
  * directory fsync). Stale temporary files of earlier writes of `path` are removed first. If `write`
  * throws, the temporary file is removed and `path` is untouched.
  */
-export async function writeAtomically(path: string, write: (fh: FileHandle) => Promise<void>): Promise<void> {
+export async function writeAtomically(path: string, write: (fh: FileHandle) => Promise<void>, options: AtomicWriteOptions = {}): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
-  await removeStaleTempFiles(path);
-  const tmp = tempPath(path);
+  const base = options.tempBase ?? path;
+  await removeStaleTempFiles(base);
+  const tmp = tempPath(base);
   let fh: FileHandle | undefined;
   try {
     fh = await open(tmp, 'wx');

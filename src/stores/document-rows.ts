@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { BgeM3Error } from '../errors.js';
 import type { BgeM3Model } from '../model/bge-m3-model.js';
 import { checkDense, checkDocument, MAX_ENCODED_TOKEN_ID } from './document-checks.js';
+import { checkColbertRows } from './multi-vectors.js';
 import { toSparseVector, type SparseVector } from './sparse-vector.js';
 import type { HybridAddOptions, HybridDocumentInput, HybridEncodedDocument, HybridMetadata } from './types.js';
 import { squaredNorm } from '../scores.js';
@@ -23,6 +24,8 @@ export interface EncodedRow extends PreparedDoc {
   sparse: SparseVector;
   /** L2 norm of `dense`. */
   norm: number;
+  /** ColBERT rows, when the index stores multi-vectors and they were encoded or given. */
+  colbert?: readonly ArrayLike<number>[];
 }
 
 /** Checks documents, assigns ids (random UUIDs where absent) and copies metadata. */
@@ -49,7 +52,7 @@ export function prepareDocuments(docs: (HybridDocumentInput | HybridEncodedDocum
 export async function encodeDocuments(
   model: BgeM3Model,
   prepared: PreparedDoc[],
-  options: HybridAddOptions & { maxLength: number; batchSize?: number },
+  options: HybridAddOptions & { maxLength: number; batchSize?: number; colbert?: boolean },
 ): Promise<EncodedRow[]> {
   const total = prepared.length;
   const encoded = await model.encode(
@@ -57,6 +60,7 @@ export async function encodeDocuments(
     {
       returnDense: true,
       returnSparse: true,
+      returnColbertVecs: options.colbert === true,
       maxLength: Math.min(options.maxLength, model.maxPositions),
       batchSize: options.batchSize,
       signal: options.signal,
@@ -66,15 +70,22 @@ export async function encodeDocuments(
   options.signal?.throwIfAborted();
   return prepared.map((d, i) => {
     const dense = encoded.denseVecs![i]!;
-    return { ...d, dense, sparse: toSparseVector(encoded.lexicalWeights![i]!, `the lexical weights of document ${i}`), norm: Math.sqrt(squaredNorm(dense)) };
+    const row: EncodedRow = { ...d, dense, sparse: toSparseVector(encoded.lexicalWeights![i]!, `the lexical weights of document ${i}`), norm: Math.sqrt(squaredNorm(dense)) };
+    if (encoded.colbertVecs) row.colbert = encoded.colbertVecs[i]!;
+    return row;
   });
 }
 
-/** Rows from precomputed encodings (`addEncoded`), each checked against `dim`. */
-export function encodedRows(docs: HybridEncodedDocument[], prepared: PreparedDoc[], dim: number | undefined): EncodedRow[] {
+/**
+ * Rows from precomputed encodings (`addEncoded`), each checked against `dim`; with `colbert` (the
+ * index stores multi-vectors) a document's `colbert` rows are checked and kept.
+ */
+export function encodedRows(docs: HybridEncodedDocument[], prepared: PreparedDoc[], dim: number | undefined, colbert = false): EncodedRow[] {
   return prepared.map((d, i) => {
     const doc = docs[i]!;
     const dense = checkDense(doc.dense, dim, `addEncoded: docs[${i}].dense`);
-    return { ...d, dense, sparse: toSparseVector(doc.sparse, `addEncoded: docs[${i}].sparse`, MAX_ENCODED_TOKEN_ID), norm: Math.sqrt(squaredNorm(dense)) };
+    const row: EncodedRow = { ...d, dense, sparse: toSparseVector(doc.sparse, `addEncoded: docs[${i}].sparse`, MAX_ENCODED_TOKEN_ID), norm: Math.sqrt(squaredNorm(dense)) };
+    if (colbert && doc.colbert !== undefined) row.colbert = checkColbertRows(doc.colbert, dense.length, `addEncoded: docs[${i}].colbert`);
+    return row;
   });
 }

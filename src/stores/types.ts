@@ -7,6 +7,7 @@ import type { LexicalWeights, ModeWeights } from '../scores.js';
 import type { MetadataFilter } from './filter.js';
 
 export type { MetadataFilter } from './filter.js';
+export type { MultiVectorStorage } from './multi-vectors.js';
 
 /** Free-form document metadata (kept as given; saved as JSON, so keep it JSON-serializable). */
 export type HybridMetadata = Record<string, unknown>;
@@ -34,6 +35,12 @@ export interface HybridEncodedDocument extends HybridDocumentInput {
   dense: ArrayLike<number>;
   /** The lexical weights. */
   sparse: SparseVectorInput;
+  /**
+   * The document's ColBERT vectors (`tokens - 1` rows of `dim` values, as `encode` returns them in
+   * `colbertVecs`), kept when the index stores multi-vectors (`multiVectors: 'fp16' | 'int8'`) and
+   * ignored otherwise. Without them the rerank stage encodes this document's text.
+   */
+  colbert?: readonly ArrayLike<number>[];
 }
 
 /** A query whose encodings were computed elsewhere (see {@link HybridEncodedDocument}). */
@@ -121,6 +128,42 @@ export interface HybridSearchResult {
   colbert?: number;
   /** The first-stage fused score, present when re-ranked (then `score` is the reranker's). */
   fusedScore?: number;
+  /**
+   * Where the ColBERT vectors of a re-ranked result came from: `'stored'` (the index keeps them,
+   * `multiVectors`; no passage encode) or `'encoded'` (the text was encoded at query time).
+   */
+  colbertSource?: ColbertSource;
+}
+
+/** See {@link HybridSearchResult.colbertSource}. */
+export type ColbertSource = 'stored' | 'encoded';
+
+/** A query's three BGE-M3 outputs, for scoring stored documents. */
+export interface M3QueryEncoding {
+  dense: ArrayLike<number>;
+  sparse: SparseVectorInput;
+  /** The query's ColBERT rows. */
+  colbert: readonly ArrayLike<number>[];
+}
+
+/** A stored document's three scores against a query (FlagEmbedding `compute_score`'s parts). */
+export interface StoredPairScores {
+  dense: number;
+  sparse: number;
+  colbert: number;
+}
+
+/**
+ * An index that keeps its documents' ColBERT vectors (`multiVectors`): it scores stored documents
+ * against a query without encoding them. `M3Reranker` (and the LangChain / LlamaIndex rerankers)
+ * take one as `index`, so a retriever -> reranker chain pays one query encode.
+ */
+export interface MultiVectorSource {
+  /**
+   * Dense, sparse and ColBERT scores of the documents with these ids, in order; `undefined` for an
+   * id that is not indexed or has no stored vectors (the caller encodes that text instead).
+   */
+  scoreStored(query: M3QueryEncoding, ids: readonly string[], signal?: AbortSignal): Promise<(StoredPairScores | undefined)[]>;
 }
 
 /** Progress of a long index operation. */
@@ -158,4 +201,6 @@ export interface HybridIndex {
   search(query: string, options?: HybridSearchOptions): Promise<HybridSearchResult[]>;
   /** Search with a precomputed query encoding (no model needed; no `rerank`). */
   searchEncoded(query: HybridEncodedQuery, options?: HybridSearchOptions): Promise<HybridSearchResult[]>;
+  /** Present on indexes that can store multi-vectors: see {@link MultiVectorSource.scoreStored}. */
+  scoreStored?: MultiVectorSource['scoreStored'];
 }

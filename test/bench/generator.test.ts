@@ -21,7 +21,7 @@ import { embeddingSpecs, headSpecs, weightChunks, weightValues } from '../../ben
 import { hfConfig, TINY_SHAPE } from '../../bench/lib/xlmr-shape.js';
 import { BgeM3Model } from '../../src/index.js';
 import { onnx } from '../../src/model/onnx-graph.js';
-import { halfToFloat32 } from '../../src/model/weights/fp16.js';
+import { halfToFloat32 } from '../../src/shared/fp16.js';
 import { readTorchStateDict } from '../../src/model/weights/torch-state-dict.js';
 import { TINY_DIR } from '../helpers.js';
 import { erf, positionIds, referenceHeads, xlmrForward } from './xlmr-reference.js';

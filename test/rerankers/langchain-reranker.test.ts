@@ -66,7 +66,7 @@ describe('BgeM3Reranker', () => {
       expect(d).not.toBe(original);
       expect(d.pageContent).toBe(original.pageContent);
       expect(d.metadata).toMatchObject(original.metadata);
-      expect(Object.keys(d.metadata).sort()).toEqual(['colbertScore', 'denseScore', 'relevanceScore', 'source', 'sparseScore']);
+      expect(Object.keys(d.metadata).sort()).toEqual(['colbertScore', 'colbertSource', 'denseScore', 'relevanceScore', 'source', 'sparseScore']);
     }
   });
 
@@ -90,7 +90,7 @@ describe('BgeM3Reranker', () => {
     expect(results).toHaveLength(5); // the constructor's topN (3) is for compressDocuments
     const s = await computeScores(model, QUERY, CORPUS.slice(0, 5).map((t) => new Document({ pageContent: t })));
     for (const r of results) {
-      expect(Object.keys(r).sort()).toEqual(['colbert', 'dense', 'index', 'relevanceScore', 'sparse']);
+      expect(Object.keys(r).sort()).toEqual(['colbert', 'colbertSource', 'dense', 'index', 'relevanceScore', 'sparse']);
       expect(Math.abs(r.relevanceScore - s['colbert+sparse+dense'][r.index]!)).toBeLessThan(SAME);
     }
     expect(await reranker.rerank(mixed, QUERY, { topN: 2 })).toEqual(results.slice(0, 2));

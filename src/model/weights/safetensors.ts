@@ -7,7 +7,7 @@
  * and every tensor's shape and byte range are checked against the file before any data is copied.
  */
 import { BgeM3Error } from '../../errors.js';
-import { bfloat16ToFloat32, halfToFloat32 } from './fp16.js';
+import { bfloat16ToFloat32, halfToFloat32 } from '../../shared/fp16.js';
 import type { WeightTensor } from './tensor.js';
 
 const BYTES: Record<string, number> = { F16: 2, BF16: 2, F32: 4, F64: 8 };

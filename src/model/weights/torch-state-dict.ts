@@ -9,7 +9,7 @@
  * any other global is refused with an error. Nothing is `eval`'d, imported or called by name.
  */
 import { BgeM3Error } from '../../errors.js';
-import { bfloat16ToFloat32, halfToFloat32 } from './fp16.js';
+import { bfloat16ToFloat32, halfToFloat32 } from '../../shared/fp16.js';
 import type { WeightTensor } from './tensor.js';
 import { DEFAULT_ZIP_LIMITS, ZipReader, type ZipLimits } from './zip.js';
 

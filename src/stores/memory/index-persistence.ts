@@ -20,6 +20,9 @@ import { isDeleted, type State, type StoredDocument } from './index-state.js';
 import { checkCompatible, parseFingerprint, type ModelFingerprint } from '../model-fingerprint.js';
 import { SparsePostings } from './sparse-postings.js';
 import { toSparseVector } from '../sparse-vector.js';
+import { checkMultiVectorsOption, type MultiVectorStorage } from '../multi-vectors.js';
+import { MultiVectorFile, REF_FIELDS, removeOtherSideFiles, writeSideFile, type MultiVectorRef } from './multi-vector-file.js';
+import { dirname } from 'node:path';
 
 /**
  * Internal: the largest piece (bytes) the docs section is encoded or decoded through. Tests lower
@@ -38,13 +41,14 @@ const HEADER_VERSION = 1;
 export interface SavedMeta {
   dim: number;
   model: ModelFingerprint | null;
-  settings: { maxQueryLength?: number; maxPassageLength?: number };
+  settings: { maxQueryLength?: number; maxPassageLength?: number; multiVectors?: MultiVectorStorage };
 }
 
 /**
  * Writes the live rows of `s` (tombstones dropped, rows renumbered in order). The snapshot is taken
  * synchronously before the first write, and rows below `s.count` never change afterwards, so adds
- * and deletes may run while the file is written.
+ * and deletes may run while the file is written. Stored multi-vectors go to a new side file first
+ * (multi-vector-file.ts), which the index file then names; older side files are removed after.
  */
 export async function saveState(path: string, s: State, meta: SavedMeta, options: FileIoOptions): Promise<void> {
   // Everything until writeIndexFile is synchronous: one consistent snapshot.
@@ -78,6 +82,12 @@ export async function saveState(path: string, s: State, meta: SavedMeta, options
     section('postingWeights', bytes(postings.weights)),
     { name: 'docs', byteLength: docChunks.reduce((n, b) => n + b.length, 0), chunks: () => docChunks },
   ];
+  const refs = liveRows.map((r) => s.multiVectors[r]);
+  let side: Awaited<ReturnType<typeof writeSideFile>> | undefined;
+  if (refs.some((r) => r !== undefined)) {
+    side = await writeSideFile(dirname(path), refs, (i) => `document ${JSON.stringify(s.docs[liveRows[i]!]!.id.slice(0, 80))}`, options.signal);
+    sections.push(section('multiVectorRefs', bytes(side.section)));
+  }
   const header = {
     format: FORMAT_NAME,
     version: HEADER_VERSION,
@@ -86,9 +96,17 @@ export async function saveState(path: string, s: State, meta: SavedMeta, options
     postings: postings.rows.length,
     model: meta.model,
     settings: meta.settings,
+    ...(side ? { multiVectors: { file: side.name, bytes: side.bytes } } : {}),
     createdBy: 'bge-m3-rag',
   };
-  await writeIndexFile(path, header, sections, options);
+  try {
+    await writeIndexFile(path, header, sections, options);
+  } catch (e) {
+    // The index file was not replaced: the side file this save wrote is nobody's.
+    if (side) await removeOtherSideFiles(dirname(path), undefined, side.name);
+    throw e;
+  }
+  await removeOtherSideFiles(dirname(path), side?.name);
 }
 
 /**
@@ -99,6 +117,7 @@ export async function loadState(path: string, current: ModelFingerprint | undefi
   let arrays: { dense: Float32Array; tokens: Int32Array; lengths: Int32Array; rows: Int32Array; weights: Float32Array } | undefined;
   let meta: ReturnType<typeof checkHeader> | undefined;
   let docs: DocsDecoder | undefined;
+  let refs: Float64Array | undefined;
   await readIndexFile(
     path,
     (header) => {
@@ -122,6 +141,7 @@ export async function loadState(path: string, current: ModelFingerprint | undefi
         postingRows: b(arrays.rows),
         postingWeights: b(arrays.weights),
         docs,
+        ...(meta.multiVectors ? { multiVectorRefs: b((refs = new Float64Array(meta.rows * REF_FIELDS))) } : {}),
       };
     },
     options,
@@ -149,7 +169,21 @@ export async function loadState(path: string, current: ModelFingerprint | undefi
     }
     maxRowNorm = Math.max(maxRowNorm, Math.sqrt(sq));
   }
-  const state: State = { count: m.rows, dense: a.dense, docs: docs!.docs, deleted: new Uint8Array(0), deletedCount: 0, postings, maxRowNorm };
+  const multiVectors: (MultiVectorRef | undefined)[] = new Array(m.rows);
+  if (m.multiVectors && refs) {
+    const file = MultiVectorFile.openSaved(dirname(path), m.multiVectors.file, m.multiVectors.bytes, bad);
+    try {
+      for (let r = 0; r < m.rows; r++) {
+        const [offset, length, crc] = refs.subarray(r * REF_FIELDS, (r + 1) * REF_FIELDS);
+        if (length !== 0) multiVectors[r] = file.ref(offset!, length!, crc!, r, bad);
+        else if (offset !== 0 || crc !== 0) throw bad(`the multi-vector entry of document ${r} is malformed`);
+      }
+    } catch (e) {
+      file.close();
+      throw e;
+    }
+  }
+  const state: State = { count: m.rows, dense: a.dense, docs: docs!.docs, multiVectors, deleted: new Uint8Array(0), deletedCount: 0, postings, maxRowNorm };
   return { dim: m.dim, model: m.model, settings: m.settings, state };
 }
 
@@ -206,6 +240,10 @@ function checkHeader(header: IndexFileHeader, path: string) {
   if (header.postings !== postingCount) throw bad(`its header counts ${describe(header.postings)} postings but the sections hold ${postingCount}`);
   if (tokens > MAX_ENCODED_TOKEN_ID || tokens > postingCount || (rows === 0 && postingCount > 0)) throw bad('the posting sections do not fit the row count');
   if (len('docs') < rows * MIN_DOC_RECORD_BYTES) throw bad(`the docs section (${len('docs')} bytes) cannot hold ${rows} documents`);
+  const mv = header.multiVectors as { file?: unknown; bytes?: unknown } | undefined;
+  if (mv !== undefined && (mv === null || typeof mv !== 'object')) throw bad('its multiVectors entry is not an object');
+  if ((mv !== undefined) !== sections.has('multiVectorRefs')) throw bad('its multi-vector section and header entry disagree');
+  if (mv && len('multiVectorRefs') !== rows * REF_FIELDS * 8) throw bad('the multiVectorRefs section does not hold an entry per row');
 
   const model = parseFingerprint(header.model, bad);
   const settings = header.settings ?? {};
@@ -218,7 +256,9 @@ function checkHeader(header: IndexFileHeader, path: string) {
     if (!isInt(v, 2, MAX_ROWS)) throw bad(`its setting ${key} is ${describe(v)}, not an integer ≥ 2`);
     out[key] = v;
   }
-  return { dim, rows, model, settings: out };
+  const storage = (settings as Record<string, unknown>).multiVectors;
+  if (storage !== undefined) out.multiVectors = refusal(bad)('its multiVectors setting is invalid', () => checkMultiVectorsOption(storage));
+  return { dim, rows, model, settings: out, multiVectors: mv as { file: unknown; bytes: unknown } | undefined };
 }
 
 /**

@@ -2,6 +2,7 @@
  * One consistent version of a `MemoryHybridIndex` (see that module's comment on consistency) and
  * the small helpers that read or copy it.
  */
+import type { MultiVectorRef } from './multi-vector-file.js';
 import { SparsePostings } from './sparse-postings.js';
 import type { HybridMetadata, HybridStoredDocument } from '../types.js';
 
@@ -18,6 +19,8 @@ export interface State {
   readonly dense: Float32Array;
   /** Shared with later states; entries below `count` never change. */
   readonly docs: StoredDocument[];
+  /** Where each row's stored multi-vectors are (`undefined`: none); shared like `docs`. */
+  readonly multiVectors: (MultiVectorRef | undefined)[];
   /** `deleted[row] === 1` for tombstones; rows at or above its length are live. Copied on write. */
   readonly deleted: Uint8Array;
   readonly deletedCount: number;
@@ -27,7 +30,7 @@ export interface State {
 }
 
 export function emptyState(): State {
-  return { count: 0, dense: new Float32Array(0), docs: [], deleted: new Uint8Array(0), deletedCount: 0, postings: new SparsePostings(), maxRowNorm: 0 };
+  return { count: 0, dense: new Float32Array(0), docs: [], multiVectors: [], deleted: new Uint8Array(0), deletedCount: 0, postings: new SparsePostings(), maxRowNorm: 0 };
 }
 
 /** Is `row` a tombstone in this state? */

@@ -26,13 +26,15 @@ import { BgeM3Error } from '../../errors.js';
 import type { BgeM3Model } from '../../model/bge-m3-model.js';
 import { ModelHandle, type BgeM3ModelFields, type BgeM3ModelOption } from '../../shared/model-option.js';
 import type { BgeM3LoadOptions } from '../../model/bge-m3-model.js';
-import { dot } from '../../scores.js';
+import { colbertScore, dot } from '../../scores.js';
+import { checkMultiVectorsOption, encodeMultiVectors, type MultiVectorFormat, type MultiVectorStorage } from '../multi-vectors.js';
+import { MultiVectorFile, type MultiVectorRef } from './multi-vector-file.js';
 import { scanDense } from './dense-scorer.js';
 import { checkInteger, describeValue as describe } from '../../shared/checks.js';
 import { DEFAULT_PASSAGE_LENGTH, DEFAULT_QUERY_LENGTH } from '../../shared/defaults.js';
 import { fuseCandidates, resolveSearchOptions, type FusionCandidate, type ResolvedSearchOptions } from '../fusion.js';
 import { RerankStage } from '../rerank-stage.js';
-import { checkEncodedQuery, encodeQuery } from '../query-encoding.js';
+import { checkEncodedQuery, checkM3Query, encodeQuery } from '../query-encoding.js';
 import type { FileIoOptions } from './index-file.js';
 import { HYBRID_INDEX_FILE, loadState, saveState } from './index-persistence.js';
 import { copyTombstones, emptyState, isDeleted, type State, type StoredDocument } from './index-state.js';
@@ -49,6 +51,9 @@ import type {
   HybridSearchOptions,
   HybridSearchResult,
   HybridStoredDocument,
+  M3QueryEncoding,
+  MultiVectorSource,
+  StoredPairScores,
 } from '../types.js';
 
 export { HYBRID_INDEX_FILE } from './index-persistence.js';
@@ -71,6 +76,15 @@ export interface MemoryHybridIndexOptions extends Omit<BgeM3ModelFields, 'model'
   maxPassageLength?: number;
   /** Texts per encoder batch in `add`. Default: the engine's (256). */
   batchSize?: number;
+  /**
+   * Keep each document's ColBERT vectors, so that `search(q, { rerank })` scores candidates without
+   * encoding them: `'fp16'` (2 bytes a value) or `'int8'` (1 byte a value and a scale per row), in a
+   * file read on demand (a temporary file until `save`, then beside the index file), not in RAM.
+   * Default `false` (the rerank stage encodes the candidates' texts). `add` then also returns the
+   * ColBERT output of the encoder (its cost is ~1% of dense); `addEncoded` keeps a document's
+   * `colbert` rows when given. A loaded index keeps its saved setting unless overridden.
+   */
+  multiVectors?: MultiVectorStorage;
   /** Rows to reserve up front (avoids regrowing the dense matrix while adding a known number of documents). */
   initialCapacity?: number;
   /** Fraction of tombstoned rows that triggers compaction after a delete. Default 0.25; 1 never compacts automatically. */
@@ -96,8 +110,10 @@ export interface MemoryHybridIndexLoadOptions extends FileIoOptions {
 
 /** Internal per-candidate record during fusion. */
 
-export class MemoryHybridIndex implements HybridIndex {
+export class MemoryHybridIndex implements HybridIndex, MultiVectorSource {
   readonly maxQueryLength: number;
+  /** How documents' ColBERT vectors are kept (see {@link MemoryHybridIndexOptions.multiVectors}). */
+  readonly multiVectors: MultiVectorStorage;
   readonly maxPassageLength: number;
   private readonly handle: ModelHandle | undefined;
   private readonly batchSize: number | undefined;
@@ -112,6 +128,10 @@ export class MemoryHybridIndex implements HybridIndex {
   /** id -> row of the live document with that id (writers only; searches never read it). */
   private idToRow = new Map<string, number>();
   private readonly rerankStage: RerankStage;
+  /** Where rows added in this process keep their multi-vectors (created on first use). */
+  private spill: MultiVectorFile | undefined;
+  /** Every multi-vector file this index reads (closed by `close`). */
+  private readonly files = new Set<MultiVectorFile>();
 
   /**
    * `new MemoryHybridIndex({ model })` with a loaded `BgeM3Model` or a source for `BgeM3Model.load`
@@ -129,7 +149,8 @@ export class MemoryHybridIndex implements HybridIndex {
     this.maxQueryLength = checkInteger(options.maxQueryLength ?? DEFAULT_QUERY_LENGTH, 'maxQueryLength', 2);
     this.maxPassageLength = checkInteger(options.maxPassageLength ?? DEFAULT_PASSAGE_LENGTH, 'maxPassageLength', 2);
     this.batchSize = options.batchSize === undefined ? undefined : checkInteger(options.batchSize, 'batchSize', 1);
-    this.rerankStage = new RerankStage({ maxQueryLength: this.maxQueryLength, maxPassageLength: this.maxPassageLength, batchSize: this.batchSize });
+    this.multiVectors = checkMultiVectorsOption(options.multiVectors);
+    this.rerankStage = new RerankStage({ maxQueryLength: this.maxQueryLength, maxPassageLength: this.maxPassageLength, batchSize: this.batchSize, source: this });
     this.initialCapacity = checkInteger(options.initialCapacity ?? 0, 'initialCapacity', 0);
     const threshold = options.compactionThreshold ?? 0.25;
     if (typeof threshold !== 'number' || !(threshold > 0 && threshold <= 1)) {
@@ -187,7 +208,7 @@ export class MemoryHybridIndex implements HybridIndex {
     const prepared = prepareDocuments(docs, 'add');
     const model = await this.requireModel('add');
     if (prepared.length === 0) return [];
-    const rows = await encodeDocuments(model, prepared, { ...options, maxLength: this.maxPassageLength, batchSize: options.batchSize ?? this.batchSize });
+    const rows = await encodeDocuments(model, prepared, { ...options, maxLength: this.maxPassageLength, batchSize: options.batchSize ?? this.batchSize, colbert: this.multiVectors !== false });
     this.commit(rows, model.dim);
     return prepared.map((d) => d.id);
   }
@@ -199,7 +220,7 @@ export class MemoryHybridIndex implements HybridIndex {
   addEncoded(docs: HybridEncodedDocument[]): string[] {
     const prepared = prepareDocuments(docs, 'addEncoded');
     const dim = this.dimension ?? (docs[0] ? docs[0].dense?.length : undefined);
-    const rows = encodedRows(docs, prepared, dim);
+    const rows = encodedRows(docs, prepared, dim, this.multiVectors !== false);
     if (rows.length > 0) this.commit(rows, dim!);
     return prepared.map((d) => d.id);
   }
@@ -236,6 +257,7 @@ export class MemoryHybridIndex implements HybridIndex {
     for (let r = 0; r < s.count; r++) newRow[r] = isDeleted(s, r) ? -1 : live++;
     const dense = new Float32Array(live * (dim ?? 0));
     const docs: StoredDocument[] = new Array(live);
+    const multiVectors: (MultiVectorRef | undefined)[] = new Array(live);
     this.idToRow = new Map();
     if (dim) {
       for (let r = 0; r < s.count; ) {
@@ -253,12 +275,14 @@ export class MemoryHybridIndex implements HybridIndex {
       const to = newRow[r]!;
       if (to < 0) continue;
       docs[to] = s.docs[r]!;
+      multiVectors[to] = s.multiVectors[r];
       this.idToRow.set(s.docs[r]!.id, to);
     }
     this.state = {
       count: live,
       dense,
       docs,
+      multiVectors,
       deleted: new Uint8Array(0),
       deletedCount: 0,
       postings: s.postings.compacted(s.count, newRow),
@@ -275,10 +299,12 @@ export class MemoryHybridIndex implements HybridIndex {
   async search(query: string, options: HybridSearchOptions = {}): Promise<HybridSearchResult[]> {
     const opts = resolveSearchOptions(options);
     const model = await this.requireModel('search');
-    const q = await encodeQuery(model, query, this.maxQueryLength, options.signal);
+    // With rerank, or stored multi-vectors (a reranker may follow), the query's ColBERT rows come out
+    // of the same (one) query encode.
+    const q = await encodeQuery(model, query, this.maxQueryLength, options.signal, opts.rerank !== undefined || this.multiVectors !== false);
     const fused = await this.searchVectors(q.dense, q.sparse, opts, options.signal);
     if (!opts.rerank) return fused.slice(0, opts.k);
-    return this.rerankStage.rerank(model, query, fused, opts, options.signal);
+    return this.rerankStage.rerank(model, query, fused, opts, options.signal, q.m3);
   }
 
   /**
@@ -294,6 +320,44 @@ export class MemoryHybridIndex implements HybridIndex {
 
 
   /**
+   * Dense, sparse and ColBERT scores of stored documents against a query's three encodings (see
+   * {@link MultiVectorSource}), reading only these documents' multi-vectors from disk; `undefined`
+   * for ids that are not indexed or were added without multi-vectors. Exact: the dense and sparse
+   * scores equal `search`'s, the ColBERT score is MaxSim over the stored (fp16 or int8) rows.
+   */
+  async scoreStored(query: M3QueryEncoding, ids: readonly string[], signal?: AbortSignal): Promise<(StoredPairScores | undefined)[]> {
+    const s = this.state;
+    const dim = this.dimension;
+    const rows = ids.map((id) => {
+      const row = typeof id === 'string' ? this.idToRow.get(id) : undefined;
+      return row !== undefined && row < s.count && s.multiVectors[row] ? row : undefined;
+    });
+    if (dim === undefined || rows.every((r) => r === undefined)) return rows.map(() => undefined);
+    const q = checkM3Query(query, dim);
+    const sparse = new Float64Array(s.count);
+    s.postings.accumulate(q.sparse, s.count, sparse);
+    return Promise.all(
+      rows.map(async (row) => {
+        if (row === undefined) return undefined;
+        const ref = s.multiVectors[row]!;
+        const colbertRows = await ref.file.read(ref, dim, `document ${JSON.stringify(s.docs[row]!.id.slice(0, 80))}`);
+        signal?.throwIfAborted();
+        return { dense: dot(q.dense, s.dense.subarray(row * dim, row * dim + dim)), sparse: sparse[row]!, colbert: colbertScore(q.colbert, colbertRows) };
+      }),
+    );
+  }
+
+  /**
+   * Closes the files that hold multi-vectors (the temporary one of unsaved rows is deleted). Call it
+   * when done with an index that stores multi-vectors; searches and reranks afterwards fail.
+   */
+  async close(): Promise<void> {
+    for (const file of this.files) file.close();
+    this.files.clear();
+    this.spill = undefined;
+  }
+
+  /**
    * Writes the index to `dir/hybrid-index.bgem3` (created if needed): one versioned file with a
    * SHA-256 checksum, written to a temporary file and renamed into place, so an interrupted save
    * leaves the previous save intact. Records the model's dim and vocabulary for `load` to check.
@@ -307,7 +371,7 @@ export class MemoryHybridIndex implements HybridIndex {
     await saveState(join(dir, HYBRID_INDEX_FILE), this.state, {
       dim: this.dimension ?? fingerprint?.dim ?? 0,
       model: fingerprint,
-      settings: { maxQueryLength: this.maxQueryLength, maxPassageLength: this.maxPassageLength },
+      settings: { maxQueryLength: this.maxQueryLength, maxPassageLength: this.maxPassageLength, multiVectors: this.multiVectors },
     }, options);
   }
 
@@ -336,6 +400,8 @@ export class MemoryHybridIndex implements HybridIndex {
     index.savedFingerprint = loaded.model;
     loaded.state.docs.forEach((d, row) => index.idToRow.set(d.id, row));
     index.state = loaded.state;
+    const file = loaded.state.multiVectors.find((r) => r !== undefined)?.file;
+    if (file) index.files.add(file);
     return index;
   }
 
@@ -385,20 +451,31 @@ export class MemoryHybridIndex implements HybridIndex {
       dense = new Float32Array(capacity * dim);
       dense.set(s.dense.subarray(0, s.count * dim));
     }
+    // Multi-vectors are appended to the spill file first (synchronously): if that fails, nothing is published.
+    const refs = this.multiVectors === false ? [] : rows.map((r) => (r.colbert ? this.spillFile().append(encodeMultiVectors(r.colbert, dim, this.multiVectors as MultiVectorFormat)) : undefined));
     let maxRowNorm = s.maxRowNorm;
     rows.forEach((r, i) => {
       const row = s.count + i;
       dense.set(r.dense, row * dim);
       // Assigned by index, not pushed: entries at or above `count` belong to no published state.
       s.docs[row] = { id: r.id, text: r.text, metadata: r.metadata };
+      s.multiVectors[row] = refs[i];
       s.postings.append(row, r.sparse);
       if (r.norm > maxRowNorm) maxRowNorm = r.norm;
     });
-    this.state = { count, dense, docs: s.docs, deleted, deletedCount: s.deletedCount + replaced.length, postings: s.postings, maxRowNorm };
+    this.state = { count, dense, docs: s.docs, multiVectors: s.multiVectors, deleted, deletedCount: s.deletedCount + replaced.length, postings: s.postings, maxRowNorm };
     // Ids point at the new rows only once the state holding them is published: if an append above
     // threw, no id refers to a row beyond `count`.
     rows.forEach((r, i) => this.idToRow.set(r.id, s.count + i));
     this.maybeCompact();
+  }
+
+  private spillFile(): MultiVectorFile {
+    if (!this.spill) {
+      this.spill = MultiVectorFile.spill();
+      this.files.add(this.spill);
+    }
+    return this.spill;
   }
 
   private maybeCompact(): void {
