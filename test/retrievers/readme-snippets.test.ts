@@ -16,6 +16,7 @@ const SECTIONS = [
   '### Per-call options (LangChain.js retrievers)',
   '### LlamaIndex.TS vector store',
   '### Sparse vectors in other databases',
+  '### Stored multi-vectors',
 ];
 
 /** The `ts` code blocks of the README section whose heading starts with `heading`. */
