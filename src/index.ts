@@ -42,6 +42,7 @@ export {
   type M3RerankerCallOptions,
   type M3RerankOptions,
   type M3RerankResult,
+  type M3RerankPassage,
   type PassageCacheStats,
 } from './rerankers/m3-reranker.js';
 export {
@@ -51,7 +52,7 @@ export {
   type BgeM3ModelFields,
 } from './shared/model-option.js';
 export { MemoryHybridIndex, HYBRID_INDEX_FILE, type MemoryHybridIndexOptions, type MemoryHybridIndexLoadOptions } from './stores/memory/memory-hybrid-index.js';
-export type { HybridIndex, HybridDocumentInput, HybridEncodedDocument, HybridEncodedQuery, HybridStoredDocument, HybridSearchOptions, HybridSearchResult, HybridFilter, HybridFusion, HybridWeights, HybridRerankOptions, HybridAddOptions, HybridProgress, HybridMetadata, SparseVectorInput } from './stores/types.js';
+export type { HybridIndex, HybridDocumentInput, HybridEncodedDocument, HybridEncodedQuery, HybridStoredDocument, HybridSearchOptions, HybridSearchResult, HybridFilter, HybridFusion, HybridWeights, HybridRerankOptions, HybridAddOptions, HybridProgress, HybridMetadata, SparseVectorInput, MultiVectorSource, MultiVectorStorage, ColbertSource, M3QueryEncoding, StoredPairScores } from './stores/types.js';
 export { DEFAULT_WEIGHTED_WEIGHTS, DEFAULT_RRF_WEIGHTS, weightedScore, rrfScore } from './stores/fusion.js';
 export { checkFilter, compileFilter, matchesFilter, type MetadataFilter, type FieldOperators, type FilterValue } from './stores/filter.js';
 export { toSparseEmbedding, type SparseEmbedding, type SparseEmbeddingOptions } from './stores/sparse-export.js';

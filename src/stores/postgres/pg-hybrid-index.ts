@@ -16,24 +16,52 @@
  *   are then rescored exactly as above.
  * The union of both legs is fused by `fuseCandidates` (fusion.ts) and optionally re-ranked by the
  * M3 reranker (rerank-stage.ts), exactly as in memory.
+ *
+ * With `multiVectors: 'fp16' | 'int8'` each row also keeps its document's ColBERT rows in the
+ * nullable `colbert bytea` column (multi-vectors.ts's blob). Searches never read that column; the
+ * rerank stage fetches it for its candidates only (`scoreStored`), so a reranked search encodes the
+ * query once and no passage whose vectors are stored.
  */
 import { BgeM3Error } from '../../errors.js';
 import type { BgeM3Model } from '../../model/bge-m3-model.js';
-import { dot } from '../../scores.js';
+import { colbertScore, dot } from '../../scores.js';
 import { checkInteger, checkPositiveInteger, describeValue as describe } from '../../shared/checks.js';
 import { DEFAULT_PASSAGE_LENGTH, DEFAULT_QUERY_LENGTH } from '../../shared/defaults.js';
 import { ModelHandle, type BgeM3ModelFields, type BgeM3ModelOption } from '../../shared/model-option.js';
 import { MAX_ENCODED_TOKEN_ID } from '../document-checks.js';
 import { encodedRows, encodeDocuments, prepareDocuments, type EncodedRow } from '../document-rows.js';
+import { checkMultiVectorsOption, decodeMultiVectors, encodeMultiVectors, multiVectorBlobBytes, type MultiVectorStorage } from '../multi-vectors.js';
 import { filterToSql, type MetadataFilter } from '../filter.js';
 import { fuseCandidates, requireDeclarativeFilter, resolveSearchOptions, type FusionCandidate, type ResolvedSearchOptions } from '../fusion.js';
 import { checkCompatible, fingerprintModel, parseFingerprint } from '../model-fingerprint.js';
 import { RerankStage } from '../rerank-stage.js';
-import { checkEncodedQuery, encodeQuery } from '../query-encoding.js';
+import { checkEncodedQuery, checkM3Query, encodeQuery } from '../query-encoding.js';
 import type { SparseVector } from '../sparse-vector.js';
 import { compareEntries } from '../top-k.js';
-import type { HybridAddOptions, HybridDocumentInput, HybridEncodedDocument, HybridEncodedQuery, HybridIndex, HybridSearchOptions, HybridSearchResult } from '../types.js';
-import { hnswStatements, migrate, readSettings, tableNames, type DenseColumnType, type StoredSettings, type TableNames } from './schema.js';
+import type {
+  HybridAddOptions,
+  HybridDocumentInput,
+  HybridEncodedDocument,
+  HybridEncodedQuery,
+  HybridIndex,
+  HybridSearchOptions,
+  HybridSearchResult,
+  M3QueryEncoding,
+  MultiVectorSource,
+  StoredPairScores,
+} from '../types.js';
+import {
+  hnswStatements,
+  migrate,
+  multiVectorsMismatch,
+  readSettings,
+  recordMultiVectors,
+  SCHEMA_VERSION,
+  tableNames,
+  type DenseColumnType,
+  type StoredSettings,
+  type TableNames,
+} from './schema.js';
 import { connectServer, openPGlite, wrapClient, type Queryable, type SqlClient } from './sql-client.js';
 import { denseBytes, denseLiteral, fromDenseBytes, sparseLiteral, topWeights } from './vector-sql.js';
 
@@ -82,8 +110,20 @@ export interface PgHybridIndexOptions extends Omit<BgeM3ModelFields, 'model'> {
   maxPassageLength?: number;
   /** Texts per encoder batch in `add`. Default: the engine's (256). */
   batchSize?: number;
-  /** Rows per INSERT statement in `add`. Default 200. */
+  /** Rows per INSERT statement in `add`. Default 200 (fewer when stored multi-vectors make a statement large). */
   insertBatchSize?: number;
+  /**
+   * Keep each document's ColBERT vectors in the table (a `colbert bytea` column, read only for the
+   * rerank candidates), so that `search(q, { rerank })` scores candidates without encoding them:
+   * `'fp16'` (2 bytes a value) or `'int8'` (1 byte a value and a scale per row). Default: the
+   * table's recorded setting, `false` for a new table (the rerank stage encodes the candidates'
+   * texts). `add` then also takes the encoder's ColBERT output (~1% of its cost); `addEncoded`
+   * keeps a document's `colbert` rows when given. A table keeps one format: opening it with the
+   * other one is an `INVALID_ARGUMENT` error; opening a table without stored vectors with a format
+   * records it (older rows keep none and are encoded when reranked); `false` stores no vectors for
+   * this connection's adds (vectors already stored are still used).
+   */
+  multiVectors?: MultiVectorStorage;
 }
 
 interface Band {
@@ -100,10 +140,16 @@ interface RowVectors {
 const DEFAULT_ANN: Required<PgAnnOptions> = { m: 16, efConstruction: 64, efSearch: 100 };
 /** Dense-only ANN searches read the kept candidates and this many more first (see searchVectors). */
 const PREFIX_MARGIN = 25;
+/** An INSERT statement of `add` carries at most about this many bytes of multi-vector blobs (and at least one row). */
+const STATEMENT_BLOB_BYTES = 32 << 20;
 
-export class PgHybridIndex implements HybridIndex {
+export class PgHybridIndex implements HybridIndex, MultiVectorSource {
+  /** How this connection's adds keep documents' ColBERT vectors (see {@link PgHybridIndexOptions.multiVectors}). */
+  readonly multiVectors: MultiVectorStorage;
   private readonly rerankStage: RerankStage;
   private maxNorm: number;
+  /** Whether the table has the `colbert` column (schema version 2; a standby may still serve version 1). */
+  private readonly colbertColumn: boolean;
 
   private constructor(
     private readonly db: SqlClient,
@@ -115,9 +161,12 @@ export class PgHybridIndex implements HybridIndex {
     /** Whether the connection is a read-only standby. */
     readonly readOnly: boolean,
     private readonly options: { maxQueryLength: number; maxPassageLength: number; batchSize?: number; insertBatchSize: number },
+    multiVectors: MultiVectorStorage,
   ) {
     this.maxNorm = settings.maxNorm;
-    this.rerankStage = new RerankStage(options);
+    this.multiVectors = multiVectors;
+    this.colbertColumn = settings.schemaVersion >= 2;
+    this.rerankStage = new RerankStage({ maxQueryLength: options.maxQueryLength, maxPassageLength: options.maxPassageLength, batchSize: options.batchSize, source: this });
   }
 
   /**
@@ -146,6 +195,8 @@ export class PgHybridIndex implements HybridIndex {
       insertBatchSize: checkInteger(options.insertBatchSize ?? 200, 'insertBatchSize', 1),
     };
     if (options.dim !== undefined) checkPositiveInteger(options.dim, 'dim');
+    // undefined: the table's recorded setting.
+    const requestedMultiVectors = options.multiVectors === undefined ? undefined : checkMultiVectorsOption(options.multiVectors);
     const handle = options.model === null || (options.model === undefined && options.dim !== undefined) ? undefined : new ModelHandle({ ...options, model: options.model ?? undefined }, 'PgHybridIndex');
     const model = handle ? await handle.get() : undefined;
     const fingerprint = model ? await fingerprintModel(model) : undefined;
@@ -175,16 +226,26 @@ export class PgHybridIndex implements HybridIndex {
         if (dim === undefined) {
           throw new BgeM3Error('INVALID_ARGUMENT', 'PgHybridIndex.open: a new index needs a model or a dim (the dense width).');
         }
-        const settings = { dim, vocab: model?.tokenizer.vocabSize ?? MAX_ENCODED_TOKEN_ID, denseType };
-        await run(db, names, 'create', () =>
-          db.transaction(async (tx) => {
-            const again = await readSettings(tx, names);
-            await migrate(tx, names, settings, fingerprint ?? null, again);
-          }),
-        );
+        const settings = { dim, vocab: model?.tokenizer.vocabSize ?? MAX_ENCODED_TOKEN_ID, denseType, multiVectors: requestedMultiVectors ?? false };
+        // migrate() reads the meta table again under its lock: another process may have created it meanwhile.
+        await run(db, names, 'create', () => db.transaction((tx) => migrate(tx, names, settings, fingerprint ?? null)));
         stored = (await readSettings(db, names))!;
-      } else if (!ro && stored.schemaVersion < 1) {
-        await run(db, names, 'migrate', () => db.transaction((tx) => migrate(tx, names, stored!, null, stored)));
+      } else if (stored.schemaVersion > SCHEMA_VERSION) {
+        throw new BgeM3Error('INCOMPATIBLE_INDEX', `The index table ${names.display} has schema version ${stored.schemaVersion}, newer than this bge-m3-rag reads (${SCHEMA_VERSION}): upgrade bge-m3-rag.`);
+      } else if (!ro && stored.schemaVersion < SCHEMA_VERSION) {
+        const existing = { dim: stored.dim, vocab: stored.vocab, denseType: stored.denseType, multiVectors: stored.multiVectors };
+        await run(db, names, 'migrate', () => db.transaction((tx) => migrate(tx, names, existing, null)));
+        stored = (await readSettings(db, names))!;
+      }
+      let multiVectors = stored.multiVectors;
+      if (requestedMultiVectors !== undefined && requestedMultiVectors !== stored.multiVectors) {
+        if (requestedMultiVectors === false) multiVectors = false; // this connection adds without vectors; the table's setting stays
+        else if (stored.multiVectors !== false) throw multiVectorsMismatch(names, stored.multiVectors, requestedMultiVectors);
+        else {
+          // Upgrade: record the format (a standby cannot, and cannot add rows either).
+          if (!ro) await run(db, names, 'migrate', () => db.transaction((tx) => recordMultiVectors(tx, names, requestedMultiVectors)));
+          multiVectors = requestedMultiVectors;
+        }
       }
       const storedFingerprint = parseFingerprint(stored.fingerprint, (what) => new BgeM3Error('CORRUPT_FILE', `The index table ${names.display}: ${what}.`));
       const [counted] = await db.query<{ n: number }>(`SELECT count(*)::float8 AS n FROM ${names.table}`);
@@ -195,7 +256,7 @@ export class PgHybridIndex implements HybridIndex {
       if (ann && !ro) await run(db, names, 'create HNSW indexes', async () => {
         for (const sql of hnswStatements(names, { denseType: stored!.denseType, hnsw: ann })) await db.query(sql);
       });
-      return new PgHybridIndex(db, names, handle, stored, ann, sparseSearch, ro, runtime);
+      return new PgHybridIndex(db, names, handle, stored, ann, sparseSearch, ro, runtime, multiVectors);
     } catch (e) {
       await db.close().catch(() => {});
       throw e;
@@ -227,16 +288,24 @@ export class PgHybridIndex implements HybridIndex {
     this.assertWritable('add');
     const model = await this.requireModel('add');
     if (prepared.length === 0) return [];
-    const rows = await encodeDocuments(model, prepared, { ...options, maxLength: this.options.maxPassageLength, batchSize: options.batchSize ?? this.options.batchSize });
+    const rows = await encodeDocuments(model, prepared, {
+      ...options,
+      maxLength: this.options.maxPassageLength,
+      batchSize: options.batchSize ?? this.options.batchSize,
+      colbert: this.multiVectors !== false,
+    });
     await this.write(rows, options);
     return prepared.map((d) => d.id);
   }
 
-  /** Adds documents with precomputed dense and sparse encodings (no model needed). Same semantics as `add`. */
+  /**
+   * Adds documents with precomputed dense and sparse encodings (no model needed), and their
+   * `colbert` rows when the index stores multi-vectors. Same semantics as `add`.
+   */
   async addEncoded(docs: HybridEncodedDocument[], options: Pick<HybridAddOptions, 'signal' | 'onProgress'> = {}): Promise<string[]> {
     const prepared = prepareDocuments(docs, 'addEncoded');
     this.assertWritable('addEncoded');
-    const rows = encodedRows(docs, prepared, this.settings.dim);
+    const rows = encodedRows(docs, prepared, this.settings.dim, this.multiVectors !== false);
     for (const [i, r] of rows.entries()) {
       const last = r.sparse.indices[r.sparse.indices.length - 1];
       if (last !== undefined && last >= this.settings.vocab) {
@@ -272,10 +341,11 @@ export class PgHybridIndex implements HybridIndex {
     const opts = resolveSearchOptions(options);
     const filter = declarativeFilter(opts);
     const model = await this.requireModel('search');
-    const q = await encodeQuery(model, query, this.options.maxQueryLength, options.signal);
+    // With rerank, the query's ColBERT rows come out of the same (one) query encode.
+    const q = await encodeQuery(model, query, this.options.maxQueryLength, options.signal, opts.rerank !== undefined);
     const fused = await this.searchVectors(q.dense, q.sparse, opts, filter, options.signal);
     if (!opts.rerank) return fused.slice(0, opts.k);
-    return this.rerankStage.rerank(model, query, fused, opts, options.signal);
+    return this.rerankStage.rerank(model, query, fused, opts, options.signal, q.m3);
   }
 
   /** Search with a precomputed query encoding (no model needed); `rerank` needs `search`. */
@@ -284,6 +354,41 @@ export class PgHybridIndex implements HybridIndex {
     const q = checkEncodedQuery(query, this.settings.dim, opts);
     const fused = await this.searchVectors(q.dense, q.sparse, opts, declarativeFilter(opts), options.signal);
     return fused.slice(0, opts.k);
+  }
+
+  /**
+   * Dense, sparse and ColBERT scores of stored documents against a query's three encodings (see
+   * {@link MultiVectorSource}), in one read-only statement that fetches only these rows' vectors;
+   * `undefined` for ids that are not indexed or were added without multi-vectors. Exact, and equal
+   * to `MemoryHybridIndex.scoreStored` for the same documents: the dense and sparse scores are
+   * `search`'s exact rescoring (float32 stored vector, full sparse vector), the ColBERT score is
+   * MaxSim over the stored (fp16 or int8) rows. A damaged `colbert` value is a `CORRUPT_FILE` error
+   * naming the table and the document.
+   */
+  async scoreStored(query: M3QueryEncoding, ids: readonly string[], signal?: AbortSignal): Promise<(StoredPairScores | undefined)[]> {
+    if (!Array.isArray(ids)) {
+      throw new BgeM3Error('INVALID_ARGUMENT', `scoreStored expects an array of document ids; got ${describe(ids)}.`);
+    }
+    const wanted = [...new Set(ids.filter((id): id is string => typeof id === 'string'))];
+    if (wanted.length === 0 || !this.colbertColumn) return ids.map(() => undefined);
+    signal?.throwIfAborted();
+    const { dim } = this.settings;
+    const rows = await run(this.db, this.names, 'rerank', () =>
+      this.db.query<{ id: string; dense_exact: Uint8Array; sparse: Uint8Array; colbert: Uint8Array }>(
+        `SELECT id, dense_exact, sparsevec_send(sparse) AS sparse, colbert FROM ${this.names.table} WHERE id = ANY($1::text[]) AND colbert IS NOT NULL`,
+        [wanted],
+      ),
+    );
+    signal?.throwIfAborted();
+    if (rows.length === 0) return ids.map(() => undefined);
+    const q = checkM3Query(query, dim);
+    const byId = new Map<string, StoredPairScores>();
+    for (const r of rows) {
+      const where = `The index table ${this.names.display}, document ${JSON.stringify(r.id.slice(0, 80))}`;
+      const colbert = decodeMultiVectors(r.colbert, dim, where);
+      byId.set(r.id, { dense: dot(q.dense, denseView(r.dense_exact, dim, where)), sparse: sparseDotSend(q.sparse, r.sparse, where), colbert: colbertScore(q.colbert, colbert) });
+    }
+    return ids.map((id) => (typeof id === 'string' ? byId.get(id) : undefined));
   }
 
 
@@ -310,7 +415,9 @@ export class PgHybridIndex implements HybridIndex {
    * vectors travel in pgvector's binary formats (`halfvec_recv`, `vector_recv`, `sparsevec_recv`:
    * the same values the text forms give, without formatting and parsing ~1,000 decimal numbers a
    * row, ~3x faster to insert); PGlite takes parameters as text, so it keeps the text forms. A
-   * document with at most 1,000 weights sends its sparse vector once for both columns.
+   * document with at most 1,000 weights sends its sparse vector once for both columns. Stored
+   * multi-vectors go as a binary `bytea` parameter (NULL without them, so a re-added document
+   * without vectors drops its old ones), and cap a statement's size (`STATEMENT_BLOB_BYTES`).
    */
   private async write(rows: EncodedRow[], options: Pick<HybridAddOptions, 'signal' | 'onProgress'>): Promise<void> {
     checkStorable(rows, 'add');
@@ -321,38 +428,59 @@ export class PgHybridIndex implements HybridIndex {
     const maxNorm = rows.reduce((m, r) => Math.max(m, r.norm), this.maxNorm);
     const denseParam = binary ? (denseType === 'halfvec' ? halfvecBinary : vectorBinary) : denseLiteral;
     const sparseParam = binary ? (v: SparseVector) => sparsevecBinary(v, vocab) : (v: SparseVector) => sparseLiteral(v, vocab);
+    const format = this.multiVectors;
+    const colbertParam = (r: EncodedRow) => {
+      if (format === false || r.colbert === undefined) return null;
+      const blob = encodeMultiVectors(r.colbert, dim, format);
+      return Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength);
+    };
     const statement = (chunk: EncodedRow[]) => {
       const params: unknown[] = [];
       const values = chunk.map((r) => {
         const dense = Float32Array.from(r.dense);
         const top = topWeights(r.sparse);
         const b = params.length;
-        params.push(r.id, r.text, JSON.stringify(r.metadata), denseParam(dense), float32Bytes(dense), r.norm, sparseParam(r.sparse));
+        params.push(r.id, r.text, JSON.stringify(r.metadata), denseParam(dense), float32Bytes(dense), r.norm, sparseParam(r.sparse), colbertParam(r));
         if (top !== r.sparse) params.push(sparseParam(top));
-        const topParam = top === r.sparse ? b + 7 : b + 8;
-        return `($${b + 1}, $${b + 2}, $${b + 3}::jsonb, $${b + 4}::${denseType}(${dim}), $${b + 5}::bytea, $${b + 6}, $${b + 7}::sparsevec(${vocab}), $${topParam}::sparsevec(${vocab}))`;
+        const topParam = top === r.sparse ? b + 7 : b + 9;
+        return `($${b + 1}, $${b + 2}, $${b + 3}::jsonb, $${b + 4}::${denseType}(${dim}), $${b + 5}::bytea, $${b + 6}, $${b + 7}::sparsevec(${vocab}), $${topParam}::sparsevec(${vocab}), $${b + 8}::bytea)`;
       });
-      const sql = `INSERT INTO ${t} (id, text, metadata, dense, dense_exact, dense_norm, sparse, sparse_top) VALUES ${values.join(', ')}
+      const sql = `INSERT INTO ${t} (id, text, metadata, dense, dense_exact, dense_norm, sparse, sparse_top, colbert) VALUES ${values.join(', ')}
              ON CONFLICT (id) DO UPDATE SET text = excluded.text, metadata = excluded.metadata, dense = excluded.dense,
                dense_exact = excluded.dense_exact, dense_norm = excluded.dense_norm, sparse = excluded.sparse,
-               sparse_top = excluded.sparse_top, seq = nextval('${this.names.seq.replaceAll('"', '')}')`;
+               sparse_top = excluded.sparse_top, colbert = excluded.colbert, seq = nextval('${this.names.seq.replaceAll('"', '')}')`;
       return { sql, params };
     };
+    // Statements of `insertBatchSize` rows, fewer where their multi-vector blobs would exceed STATEMENT_BLOB_BYTES.
+    const chunks: [number, number][] = [];
+    for (let start = 0; start < rows.length; ) {
+      let end = start;
+      let bytes = 0;
+      while (end < rows.length && end - start < per) {
+        const r = rows[end]!;
+        const size = format !== false && r.colbert ? multiVectorBlobBytes(format, dim, r.colbert.length) : 0;
+        if (end > start && bytes + size > STATEMENT_BLOB_BYTES) break;
+        bytes += size;
+        end++;
+      }
+      chunks.push([start, end]);
+      start = end;
+    }
     await run(this.db, this.names, 'add', () =>
       this.db.transaction(async (tx) => {
         // One statement in flight while the next one is encoded (the database and this process work at once).
         let inFlight: Promise<unknown> | undefined;
         let done = 0;
-        for (let start = 0; start < rows.length; start += per) {
+        for (const [start, end] of chunks) {
           options.signal?.throwIfAborted();
-          const next = statement(rows.slice(start, start + per));
+          const next = statement(rows.slice(start, end));
           if (inFlight) {
             await inFlight;
             options.onProgress?.({ phase: 'add', done, total: rows.length });
           }
           inFlight = tx.query(next.sql, next.params);
           inFlight.catch(() => {}); // awaited below; never an unhandled rejection if an abort ends the loop first
-          done = Math.min(rows.length, start + per);
+          done = end;
         }
         if (inFlight) {
           await inFlight;
