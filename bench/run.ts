@@ -9,21 +9,27 @@
  *    with `npm ci` when it is missing.
  * 3. Fills the hub cache for bge-m3-rag-hub on first use: the model served as BAAI/bge-m3 by a
  *    local hub stand-in, downloaded by the package (bench/.models/hub-cache-<model>/, 2.8 GB).
- * 4. Runs every system in its own child process (peak RSS per system and workload).
+ * 4. Measures interleaved: for each workload, rounds of every system/dtype/outputs combination
+ *    (A B C …, the order rotating from round to round), each measurement in a fresh child process
+ *    of its own (loaded and warmed up before the clock starts; peak RSS per system and workload).
+ *    Throughput is the median over rounds; each ratio (vs the floor, vs transformers.js, int8 vs
+ *    fp32, …) is the median of the per-round ratios, reported with their spread, so a noisy
+ *    neighbour that slows one round slows both sides of that round's ratio.
  * 5. Prints the table and writes bench/results/latest.{md,json} (`--quick`: quick.{md,json}).
  *
  * `--help` lists the options.
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BgeM3Tokenizer } from '../src/model/tokenizer.js';
 import { DEFAULT_BATCH_PLAN } from '../src/model/batching.js';
-import { MESSAGE_PREFIX, writeWorkloadFile, type ChildConfig, type ChildMessage, type Dtype, type Outputs } from './lib/child-protocol.js';
+import { MESSAGE_PREFIX, writeWorkloadFile, type AttentionInfo, type ChildConfig, type ChildMessage, type Dtype, type Outputs } from './lib/child-protocol.js';
 import { ensureHubCache, HUB_DTYPES, HUB_REPO } from './lib/hub-cache.js';
+import { loadAverages, machineInfo } from './lib/machine.js';
 import { ensureModel, parameterCount } from './lib/model-generator.js';
 import { BENCH_MODELS_DIR, REPO_DIR, RESULTS_DIR, TRANSFORMERS_JS_DIR } from './lib/paths.js';
 import {
@@ -40,6 +46,8 @@ import {
   type SystemName,
 } from './lib/report.js';
 import type { RooflineRates } from './systems/roofline.js';
+import { median, rotation } from './lib/stats.js';
+import { ensureTransformersJs } from './lib/transformers-js.js';
 import { buildWorkload, FULL_SIZES, QUICK_SIZES, WORKLOAD_NAMES, type Workload, type WorkloadName } from './lib/workloads.js';
 import { BGE_M3_SHAPE, TINY_SHAPE } from './lib/xlmr-shape.js';
 
@@ -56,7 +64,8 @@ const { values: flags } = parseArgs({
     layers: { type: 'string' },
     seed: { type: 'string', default: '42' },
     threads: { type: 'string' },
-    repeat: { type: 'string' },
+    rounds: { type: 'string' },
+    'long-rounds': { type: 'string' },
     'full-matrix': { type: 'boolean', default: false },
     'tjs-batch-max-gb': { type: 'string', default: '16' },
     'child-timeout-min': { type: 'string', default: '20' },
@@ -83,8 +92,11 @@ if (flags.help) {
   --layers N              encoder layers of the generated model (default 24, --quick 4)
   --seed S                model weights and workload seed (default 42)
   --threads N             onnxruntime intra-op threads for every system (default: each system's default)
-  --repeat N              repetitions per measurement, the fastest counts (default 2; 1 for the long
-                          document, transformers.js's padded mixed batch and --quick)
+  --rounds N              interleaved rounds per workload: every combination measured once per round,
+                          the order rotating (default 3; --tiny 2)
+  --long-rounds N         rounds for the long document (default 1: minutes per measurement; --quick 3)
+                          transformers.js's padded mixed batch (3 minutes a run) runs in the first round
+                          only unless --quick
   --tjs-batch-max-gb G    skip transformers.js's padded batch when it would need more than G GB
                           (estimated from its attention score tensors; default 16)
   --child-timeout-min M   kill a system that runs longer than M minutes (default 20)
@@ -110,16 +122,19 @@ const outputsList = list<Outputs>(flags.outputs, ['dense', 'all'], 'outputs');
 const layers = Number(flags.layers ?? (tiny ? TINY_SHAPE.layers : quick ? 4 : BGE_M3_SHAPE.layers));
 const seed = Number(flags.seed);
 const threads = flags.threads ? Number(flags.threads) : undefined;
-const repeatOverride = flags.repeat ? Number(flags.repeat) : undefined;
+const rounds = Number(flags.rounds ?? (tiny ? 2 : 3));
+const longRounds = Number(flags['long-rounds'] ?? (tiny ? 2 : quick ? rounds : 1));
 const tjsBatchMaxBytes = Number(flags['tjs-batch-max-gb']) * 1e9;
 const childTimeoutMs = Number(flags['child-timeout-min']) * 60_000;
 const resultsName = flags.name ?? (tiny ? 'tiny' : quick ? 'quick' : 'latest');
 const resultsDir = flags['results-dir'] ?? RESULTS_DIR;
 const cacheDir = flags['cache-dir'] ?? BENCH_MODELS_DIR;
 for (const [name, v] of Object.entries({ layers, seed })) if (!Number.isInteger(v)) throw new Error(`--${name} must be an integer`);
+for (const [name, v] of Object.entries({ rounds, 'long-rounds': longRounds })) if (!(Number.isInteger(v) && v > 0)) throw new Error(`--${name} must be a positive integer`);
 if (threads !== undefined && !(Number.isInteger(threads) && threads > 0)) throw new Error('--threads must be a positive integer');
 
 const started = Date.now();
+const loadAverageAtStart = loadAverages();
 const elapsed = () => `${((Date.now() - started) / 1000).toFixed(0)}s`;
 const log = (line: string) => console.error(`[bench ${elapsed()}] ${line}`);
 
@@ -145,19 +160,7 @@ for (const name of workloadNames) {
 // --- transformers.js ---------------------------------------------------------------------------
 const skipped: Skipped[] = [];
 const wantsTjs = systems.some((s) => s.startsWith('transformers.js'));
-let transformersJsVersion: string | undefined;
-if (wantsTjs) {
-  const pkg = join(TRANSFORMERS_JS_DIR, 'node_modules/@huggingface/transformers/package.json');
-  if (!existsSync(pkg)) {
-    log('installing transformers.js into bench/transformersjs (npm ci) ...');
-    const r = spawnSync('npm', ['ci', '--prefix', TRANSFORMERS_JS_DIR, '--no-audit', '--no-fund'], {
-      stdio: ['ignore', 'inherit', 'inherit'],
-      env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip' },
-    });
-    if (r.status !== 0) log('npm ci failed: transformers.js rows will be missing');
-  }
-  if (existsSync(pkg)) transformersJsVersion = (JSON.parse(readFileSync(pkg, 'utf8')) as { version: string }).version;
-}
+const transformersJsVersion = wantsTjs ? ensureTransformersJs(log) : undefined;
 
 // --- the run plan --------------------------------------------------------------------------------
 interface Job {
@@ -221,10 +224,15 @@ function tjsBatchTooBig(w: Workload): string | undefined {
     : undefined;
 }
 
-function repeatFor(job: Job, w: WorkloadName): number {
-  if (repeatOverride) return repeatOverride;
-  if (quick || w === 'long8192' || (job.mode === 'batch' && w === 'mixed')) return 1;
-  return 2;
+/**
+ * Rounds of one job on one workload: `--rounds`, `--long-rounds` for the long document, and one for
+ * transformers.js's padded mixed batch (3 minutes a run, 16x slower than the package: its ratio
+ * needs no spread) unless --quick.
+ */
+function roundsFor(job: Job, w: WorkloadName): number {
+  if (w === 'long8192') return longRounds;
+  if (job.mode === 'batch' && w === 'mixed' && !quick) return 1;
+  return rounds;
 }
 
 // --- child processes -------------------------------------------------------------------------------
@@ -325,83 +333,118 @@ function mapRates(r: RooflineRates, dtype: Dtype): Record<string, number> {
   return out;
 }
 
-for (const job of jobs) {
-  const runnable = job.workloads.filter((w) => {
-    const reason = job.mode === 'batch' ? tjsBatchTooBig(workloads.get(w)!) : undefined;
-    if (job.system.startsWith('transformers.js') && !transformersJsVersion) {
-      skipped.push({ workload: w, system: job.system, dtype: job.dtype, outputs: job.outputs, reason: 'transformers.js is not installed (npm ci failed)' });
-      return false;
-    }
-    if (job.system === 'bge-m3-rag-hub' && !hubCache) {
-      skipped.push({ workload: w, system: job.system, dtype: job.dtype, outputs: job.outputs, reason: `the hub cache could not be filled: ${hubFailure}` });
-      return false;
-    }
-    if (reason) skipped.push({ workload: w, system: job.system, dtype: job.dtype, outputs: job.outputs, reason });
-    return !reason;
-  });
-  if (runnable.length === 0) continue;
-  const label = `${job.system} ${job.dtype}${isPackageSystem(job.system) ? ` ${job.outputs}` : ''}`;
-  log(`${label}: ${runnable.join(', ')} ...`);
-  const load = loadavg()[0]!;
+/** What one round of one job on one workload measured. */
+interface RoundResult {
+  round: number;
+  seconds: number;
+  peakRssMB: number;
+  loadSeconds?: number;
+  loadAverage: number;
+  attention?: AttentionInfo;
+  detail?: Record<string, unknown>;
+}
+
+const jobLabel = (job: Job) => `${job.system} ${job.dtype}${isPackageSystem(job.system) ? ` ${job.outputs}` : ''}`;
+
+/** Why a job cannot run a workload at all (recorded as skipped), or undefined. */
+function cannotRun(job: Job, w: WorkloadName): string | undefined {
+  if (job.system.startsWith('transformers.js') && !transformersJsVersion) return 'transformers.js is not installed (npm ci failed)';
+  if (job.system === 'bge-m3-rag-hub' && !hubCache) return `the hub cache could not be filled: ${hubFailure}`;
+  return job.mode === 'batch' ? tjsBatchTooBig(workloads.get(w)!) : undefined;
+}
+
+/** One measurement: a fresh child process loads the model, warms up, runs the workload once and exits. */
+async function measureOnce(job: Job, w: WorkloadName, round: number): Promise<RoundResult | { error: string }> {
+  const loadAverage = loadavg()[0]!;
   const messages = await runChildProcess(job.system, {
     modelDir: model.dir,
     dtype: job.dtype,
     outputs: job.outputs,
     mode: job.mode,
     threads,
-    workloads: runnable.map((w) => ({ name: w, file: workloads.get(w)!.file, repeat: repeatFor(job, w) })),
+    workloads: [{ name: w, file: workloads.get(w)!.file, repeat: 1 }],
     ...(job.system === 'bge-m3-rag-hub' ? { hub: { repo: HUB_REPO, cacheDir: hubCache!, dtype: HUB_DTYPES[job.dtype] } } : {}),
   });
+  const error = messages.find((m) => m.type === 'error');
+  const result = messages.find((m) => m.type === 'result');
+  if (error || !result || result.type !== 'result') return { error: error?.type === 'error' ? error.message.split('\n')[0]! : 'no result' };
   const loaded = messages.find((m) => m.type === 'load');
-  const loadSeconds = loaded?.seconds;
-  const attention = loaded?.attention;
-  if (attention) log(`  attention: ${attention.fused ? `${attention.layers} layers fused` : `not fused (${attention.reason ?? 'no reason given'})`}`);
-  for (const m of messages) {
-    if (m.type === 'result') {
-      rows.push({
-        workload: m.workload,
-        system: job.system,
-        dtype: job.dtype,
-        outputs: job.outputs,
-        tokensPerSecond: m.tokens / m.seconds,
-        peakRssMB: m.peakRssMB,
-        tokens: m.tokens,
-        texts: m.texts,
-        seconds: m.seconds,
-        allSeconds: m.allSeconds,
-        loadSeconds,
-        loadAverage: load,
-        ...(attention ? { attention } : {}),
-        ...(m.detail && Object.keys(m.detail).length > 0 ? { detail: m.detail } : {}),
-      });
-      log(`  ${m.workload}: ${(m.tokens / m.seconds).toFixed(1)} tokens/s, peak RSS ${m.peakRssMB} MB`);
-    }
-    if (m.type === 'error') {
-      log(`  FAILED: ${m.message.split('\n')[0]}`);
-      for (const w of runnable) {
-        if (!rows.some((r) => r.workload === w && r.system === job.system && r.dtype === job.dtype && r.outputs === job.outputs)) {
-          skipped.push({ workload: w, system: job.system, dtype: job.dtype, outputs: job.outputs, reason: `failed: ${m.message.split('\n')[0]}` });
-        }
+  return {
+    round,
+    seconds: result.seconds,
+    peakRssMB: result.peakRssMB,
+    loadSeconds: loaded?.type === 'load' ? loaded.seconds : undefined,
+    loadAverage,
+    attention: loaded?.type === 'load' ? loaded.attention : undefined,
+    detail: result.detail,
+  };
+}
+
+for (const w of workloadNames) {
+  const workload = workloads.get(w)!;
+  const participants = jobs.filter((job) => {
+    if (!job.workloads.includes(w)) return false;
+    const reason = cannotRun(job, w);
+    if (reason) skipped.push({ workload: w, system: job.system, dtype: job.dtype, outputs: job.outputs, reason });
+    return !reason;
+  });
+  if (participants.length === 0) continue;
+  const maxRounds = Math.max(...participants.map((j) => roundsFor(j, w)));
+  log(`${w}: ${participants.length} combinations, ${maxRounds} interleaved round${maxRounds === 1 ? '' : 's'} (${participants.map(jobLabel).join(', ')})`);
+  const measured = new Map<Job, RoundResult[]>(participants.map((j) => [j, []]));
+  const failed = new Map<Job, string>();
+  for (let round = 0; round < maxRounds; round++) {
+    for (const i of rotation(participants.length, round)) {
+      const job = participants[i]!;
+      if (round >= roundsFor(job, w) || failed.has(job)) continue;
+      const r = await measureOnce(job, w, round);
+      if ('error' in r) {
+        log(`  round ${round + 1}/${maxRounds} ${jobLabel(job)}: FAILED: ${r.error}`);
+        failed.set(job, r.error);
+        continue;
       }
+      measured.get(job)!.push(r);
+      const attention = r.attention && !r.attention.fused ? `, attention not fused (${r.attention.reason ?? 'no reason given'})` : '';
+      log(`  round ${round + 1}/${maxRounds} ${jobLabel(job)}: ${(workload.tokens / r.seconds).toFixed(1)} tokens/s, peak RSS ${r.peakRssMB} MB${attention}`);
     }
+  }
+  for (const job of participants) {
+    const results = measured.get(job)!;
+    if (results.length === 0) {
+      skipped.push({ workload: w, system: job.system, dtype: job.dtype, outputs: job.outputs, reason: `failed: ${failed.get(job) ?? 'no result'}` });
+      continue;
+    }
+    const roundSeconds: (number | null)[] = Array.from({ length: maxRounds }, (_, k) => results.find((r) => r.round === k)?.seconds ?? null);
+    const seconds = median(results.map((r) => r.seconds));
+    const attention = results.find((r) => r.attention)?.attention;
+    const detail = results[results.length - 1]!.detail;
+    const loads = results.map((r) => r.loadSeconds).filter((v): v is number => v !== undefined);
+    rows.push({
+      workload: w,
+      system: job.system,
+      dtype: job.dtype,
+      outputs: job.outputs,
+      tokensPerSecond: workload.tokens / seconds,
+      peakRssMB: Math.max(...results.map((r) => r.peakRssMB)),
+      tokens: workload.tokens,
+      texts: workload.texts.length,
+      seconds,
+      allSeconds: results.map((r) => r.seconds),
+      roundSeconds,
+      rounds: results.length,
+      ...(loads.length > 0 ? { loadSeconds: median(loads) } : {}),
+      loadAverage: Math.max(...results.map((r) => r.loadAverage)),
+      ...(attention ? { attention } : {}),
+      ...(detail && Object.keys(detail).length > 0 ? { detail } : {}),
+      ...(failed.has(job) ? { failedRounds: failed.get(job) } : {}),
+    });
   }
 }
 
 // --- report --------------------------------------------------------------------------------------
 addRatios(rows);
-const ortVersion = (JSON.parse(readFileSync(require.resolve('onnxruntime-node/package.json'), 'utf8')) as { version: string }).version;
 const results: BenchResults = {
-  machine: {
-    cpu: cpus()[0]?.model ?? 'unknown',
-    cores: availableParallelism(),
-    memoryGB: Math.round(totalmem() / 2 ** 30),
-    os: `${process.platform} ${release()}`,
-    node: process.versions.node,
-    onnxruntime: ortVersion,
-    transformersJs: transformersJsVersion,
-    date: new Date().toISOString(),
-    loadAverageAtStart: loadavg()[0],
-  },
+  machine: machineInfo({ transformersJs: transformersJsVersion, loadAverageAtStart, loadAverageAtEnd: loadAverages() }),
   settings: {
     model: `random weights, BGE-M3 shape (XLM-R ${shape.layers} layers, hidden ${shape.hidden}, ${shape.heads} heads, FFN ${shape.ffn}, vocab ${shape.vocab}; ${(parameterCount(shape) / 1e6).toFixed(0)}M parameters), seed ${seed}`,
     modelDir: model.dir,
@@ -409,6 +452,10 @@ const results: BenchResults = {
     quick,
     seed,
     threads: threads ?? 'default',
+    rounds,
+    longRounds,
+    method:
+      'interleaved: per workload, rounds of every combination (order rotating), each measurement a fresh child process (load and warm-up excluded); tokens/s from the median seconds over rounds; ratios are medians of per-round ratios, spread min-max over rounds',
     batchPlan: DEFAULT_BATCH_PLAN,
     workloads: Object.fromEntries([...workloads.values()].map((w) => [w.name, { description: w.description, tokens: w.tokens, texts: w.texts.length }])),
     durationSeconds: (Date.now() - started) / 1000,
@@ -424,7 +471,8 @@ writeFileSync(join(resultsDir, `${resultsName}.md`), toMarkdown(results, descrip
 console.log(toConsoleTable(rows));
 console.log('');
 for (const t of results.targets) {
-  const measured = t.actual === undefined ? 'not measured' : t.target.includes('RSS') ? `${t.actual} MB` : `${t.actual.toFixed(2)}x`;
+  const spread = t.spread && t.spread.n > 1 ? ` (${t.spread.min.toFixed(2)}-${t.spread.max.toFixed(2)} over ${t.spread.n} rounds)` : '';
+  const measured = t.actual === undefined ? 'not measured' : t.target.includes('RSS') ? `${t.actual} MB` : `${t.actual.toFixed(2)}x${spread}`;
   console.log(`${t.pass === undefined ? '  -  ' : t.pass ? ' pass' : ' FAIL'}  ${t.target}: ${measured} (target ${t.target.includes('RSS') ? '≤' : '≥'} ${t.required})`);
 }
 for (const n of attentionNotes(rows)) console.log(`  ${n}`);

@@ -7,6 +7,7 @@
 import { BgeM3Model } from '../../src/index.js';
 import { currentRssMB, emit, measure, readChildConfig, readWorkloadFile, runChild } from '../lib/child-protocol.js';
 import { graphFile } from '../lib/model-generator.js';
+import { warmupIndex } from '../lib/warmup.js';
 
 runChild(async () => {
   const config = readChildConfig();
@@ -22,6 +23,8 @@ runChild(async () => {
   await model.encode(['warm-up: allocate buffers before timing'], options);
   for (const { file, repeat } of config.workloads) {
     const workload = readWorkloadFile(file);
+    const longest = warmupIndex(workload);
+    if (longest !== undefined) await model.encode([workload.texts[longest]!], options);
     await measure(workload, repeat, async () => {
       const out = await model.encode(workload.texts, options);
       if (out.denseVecs?.length !== workload.texts.length) throw new Error('encode returned the wrong number of vectors');

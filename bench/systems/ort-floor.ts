@@ -10,6 +10,7 @@ import { DEFAULT_BATCH_PLAN, planBatches } from '../../src/model/batching.js';
 import { padBatch } from '../../src/model/encoder.js';
 import { currentRssMB, emit, measure, readChildConfig, readWorkloadFile, runChild } from '../lib/child-protocol.js';
 import { graphFile } from '../lib/model-generator.js';
+import { warmupIndex } from '../lib/warmup.js';
 
 runChild(async () => {
   const config = readChildConfig();
@@ -30,6 +31,9 @@ runChild(async () => {
   for (const { file, repeat } of config.workloads) {
     const workload = readWorkloadFile(file);
     const batches = planBatches(workload.lengths, DEFAULT_BATCH_PLAN).map((indices) => feedsOf(indices.map((i) => workload.ids[i]!)));
+    // Warm-up: the longest text alone, as every system does (see warmup.ts).
+    const longest = warmupIndex(workload);
+    if (longest !== undefined) await session.run(feedsOf([workload.ids[longest]!]));
     await measure(workload, repeat, async () => {
       for (const feeds of batches) await session.run(feeds);
       return { batches: batches.length };

@@ -14,6 +14,7 @@
  */
 import { basename, dirname } from 'node:path';
 import { currentRssMB, emit, measure, readChildConfig, readWorkloadFile, runChild } from '../lib/child-protocol.js';
+import { warmupIndex } from '../lib/warmup.js';
 
 /** The part of `@huggingface/transformers` used here (typed locally: the library is installed on demand). */
 interface TransformersJs {
@@ -51,6 +52,8 @@ runChild(async () => {
   for (const { file, repeat } of config.workloads) {
     const workload = readWorkloadFile(file);
     const texts = workload.texts.map((t) => t.replace(/\n/g, ' '));
+    const longest = warmupIndex(workload);
+    if (longest !== undefined) await embed([texts[longest]!]);
     await measure(workload, repeat, async () => {
       let vectors = 0;
       if (config.mode === 'single') {
