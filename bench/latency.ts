@@ -28,7 +28,7 @@
  */
 import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
@@ -321,7 +321,9 @@ log(`  max |score difference| ${check.maxScoreDiff.toExponential(2)}, same order
 
 log(`rerank rounds: ${WARMUP} warm-up + ${QUERIES} measured queries, ${active.length} pipelines each, order rotating ...`);
 for (let w = 0; w < WARMUP; w++) for (const p of active) await runPipeline(p, QUERIES + w);
+const roundLoad: number[] = [];
 for (let i = 0; i < QUERIES; i++) {
+  roundLoad.push(loadavg()[0]!);
   const outcome: (typeof outcomes)[number] = {};
   for (const j of rotation(active.length, i)) {
     const p = active[j]!;
@@ -496,7 +498,7 @@ const results = {
   settings,
   queryPath: { ...queryPath, allMs: undefined, samplesMs: queryPath.allMs },
   build,
-  rerank: { latencyMs: latency, ratios: rerankRatios, check, samplesMs: { ...ms, crossEncoderWithRetrieval } },
+  rerank: { latencyMs: latency, ratios: rerankRatios, check, loadAverageByRound: roundLoad, samplesMs: { ...ms, crossEncoderWithRetrieval } },
   exactness,
   storage,
   targets,
@@ -507,6 +509,7 @@ const spread = (r: RatioSpread | undefined, d = 2) => (r ? `${r.median.toFixed(d
 const md: string[] = [];
 const m = results.machine;
 md.push(`Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGB} GB RAM; Node ${m.node}, onnxruntime-node ${m.onnxruntime}${crossEncoder ? `, transformers.js ${crossEncoder.version}` : ''}; ${m.date}; load average ${loadBefore.join(' / ')} before, ${loadAfter.join(' / ')} after.`);
+md.push(`1-minute load average during the rerank rounds: median ${summarize(roundLoad).p50.toFixed(2)}, max ${summarize(roundLoad).max.toFixed(2)} (this benchmark alone keeps it near 2 on 2 cores).`);
 md.push(`Model: ${settings.model}; ${dtype} graph (\`${settings.graph}\`), attention ${model.info.attention.fused ? `fused (${model.info.attention.layers} layers)` : 'not fused'}.`);
 md.push('');
 md.push(`### Query path: one short query (${queryPath.queryTokens.min}-${queryPath.queryTokens.max} tokens, ${QUERIES} distinct multilingual queries × ${QUERY_PASSES} passes = ${queryPath.samples} interleaved rounds)`);
