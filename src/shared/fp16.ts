@@ -2,11 +2,11 @@
  * IEEE 754 half precision (fp16) and bfloat16 conversions, by table and bit arithmetic (Node 20 has
  * no Float16Array): model weights stored in fp16/bf16, and multi-vectors stored in fp16.
  */
-let halfTable: Float32Array | undefined;
+let table16: Float32Array | undefined;
 
-/** Every fp16 bit pattern's float32 value (256 KB, built on first use). */
-function halves(): Float32Array {
-  if (halfTable) return halfTable;
+/** Every fp16 bit pattern's float32 value (256 KB, built on first use): `halfTable()[bits]`. */
+export function halfTable(): Float32Array {
+  if (table16) return table16;
   const t = new Float32Array(65536);
   for (let h = 0; h < 65536; h++) {
     const sign = h & 0x8000 ? -1 : 1;
@@ -16,12 +16,12 @@ function halves(): Float32Array {
     else if (exp === 31) t[h] = frac ? NaN : sign * Infinity;
     else t[h] = sign * (1 + frac / 1024) * 2 ** (exp - 15);
   }
-  return (halfTable = t);
+  return (table16 = t);
 }
 
 /** Converts IEEE 754 half-precision values to float32 exactly (every fp16 value is representable). */
 export function halfToFloat32(src: Uint16Array): Float32Array {
-  const table = halves();
+  const table = halfTable();
   const out = new Float32Array(src.length);
   for (let i = 0; i < src.length; i++) out[i] = table[src[i]!]!;
   return out;

@@ -9,7 +9,7 @@ import { checkDense, MAX_ENCODED_TOKEN_ID } from './document-checks.js';
 import type { ResolvedSearchOptions } from './fusion.js';
 import { toSparseVector, type SparseVector } from './sparse-vector.js';
 import type { HybridEncodedQuery, M3QueryEncoding } from './types.js';
-import { checkColbertRows } from './multi-vectors.js';
+import { checkColbertRows, packColbertQuery, type PackedColbertQuery } from './multi-vectors.js';
 import type { TextEncoding } from '../rerankers/passage-cache.js';
 
 export interface EncodedQuery {
@@ -62,15 +62,15 @@ export function recallQuery(model: BgeM3Model, maxLength: number, query: string)
   return recentQueries.get(model)?.get(`${Math.min(maxLength, model.maxPositions)}\u0000${query}`);
 }
 
-/** Checks a query's three encodings given to `scoreStored` against the index's width. */
-export function checkM3Query(query: M3QueryEncoding, dim: number): { dense: ArrayLike<number>; sparse: SparseVector; colbert: readonly ArrayLike<number>[] } {
+/** Checks a query's three encodings given to `scoreStored` against the index's width; the ColBERT rows come back packed for `storedColbertScore`. */
+export function checkM3Query(query: M3QueryEncoding, dim: number): { dense: ArrayLike<number>; sparse: SparseVector; colbert: PackedColbertQuery } {
   if (query === null || typeof query !== 'object') {
     throw new BgeM3Error('INVALID_ARGUMENT', `scoreStored expects the query's { dense, sparse, colbert }; got ${describe(query)}.`);
   }
   return {
     dense: checkDense(query.dense, dim, 'scoreStored: query.dense'),
     sparse: toSparseVector(query.sparse, 'scoreStored: query.sparse', MAX_ENCODED_TOKEN_ID),
-    colbert: checkColbertRows(query.colbert, dim, 'scoreStored: query.colbert'),
+    colbert: packColbertQuery(checkColbertRows(query.colbert, dim, 'scoreStored: query.colbert'), dim),
   };
 }
 

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { BgeM3Model, M3Reranker, MemoryHybridIndex } from '../../src/index.js';
-import { decodeMultiVectors, encodeMultiVectors } from '../../src/stores/multi-vectors.js';
+import { decodeMultiVectors, encodeMultiVectors, packColbertQuery, storedColbertScore } from '../../src/stores/multi-vectors.js';
 import { colbertScore } from '../../src/scores.js';
 import { loadExpected, TINY_DIR } from '../helpers.js';
 
@@ -47,6 +47,41 @@ describe('multi-vector codec', () => {
     }
     expect(decodeMultiVectors(encodeMultiVectors([], dim, 'int8'), dim, 'x')).toEqual([]);
     expect(decodeMultiVectors(encodeMultiVectors([new Float32Array(dim)], dim, 'int8'), dim, 'x')[0]!.every((v) => v === 0)).toBe(true);
+  });
+
+  it('scores straight from the stored bytes as MaxSim over the decoded rows does (every query length, odd offsets)', () => {
+    const rand = rng(4);
+    const dim = 48;
+    const p = unitRows(rand, 37, dim);
+    for (const format of ['fp16', 'int8'] as const) {
+      const blob = encodeMultiVectors(p, dim, format);
+      // The same bytes at an odd byte offset (as a database driver's Buffer may hold them).
+      const odd = new Uint8Array(blob.byteLength + 1).subarray(1);
+      odd.set(blob);
+      const decoded = decodeMultiVectors(blob, dim, 'x');
+      for (let qn = 0; qn <= 9; qn++) {
+        const q = unitRows(rand, qn, dim);
+        const expected = colbertScore(q, decoded);
+        // fp16: the same float32 values, only the summation order differs; int8: the scale is applied
+        // once per dot product rather than rounded into every value.
+        for (const bytes of [blob, odd]) expect(Math.abs(storedColbertScore(packColbertQuery(q, dim), bytes, 'x') - expected)).toBeLessThan(format === 'fp16' ? 1e-12 : 1e-8);
+      }
+      // A passage without rows scores 0, as colbertScore does.
+      expect(storedColbertScore(packColbertQuery(unitRows(rand, 3, dim), dim), encodeMultiVectors([], dim, format), 'x')).toBe(0);
+    }
+  });
+
+  it('refuses damaged blobs when scoring from them too', () => {
+    const where = 'table docs, document "b"';
+    const q = packColbertQuery(unitRows(rng(5), 5, 8), 8);
+    const inf = Uint8Array.from(encodeMultiVectors(unitRows(rng(6), 2, 8), 8, 'fp16'));
+    new DataView(inf.buffer).setUint16(8 + 16 + 6, 0x7c00, true); // +Inf in row 1
+    expect(() => storedColbertScore(q, inf, where)).toThrow(expect.objectContaining({ code: 'CORRUPT_FILE', message: expect.stringMatching(/document "b".*row 1 holds a value that is not finite/) }));
+    const nan = Uint8Array.from(encodeMultiVectors(unitRows(rng(7), 1, 8), 8, 'int8'));
+    new DataView(nan.buffer).setFloat32(8, NaN, true);
+    expect(() => storedColbertScore(q, nan, where)).toThrow(expect.objectContaining({ code: 'CORRUPT_FILE', message: expect.stringMatching(/scale NaN/) }));
+    expect(() => storedColbertScore(q, nan.subarray(0, nan.length - 2), where)).toThrow(expect.objectContaining({ code: 'CORRUPT_FILE', message: expect.stringMatching(/whole number of int8 rows/) }));
+    expect(() => storedColbertScore(packColbertQuery([], 16), nan, where)).toThrow(expect.objectContaining({ code: 'CORRUPT_FILE', message: expect.stringMatching(/8-value rows in an index of 16-dimensional/) }));
   });
 
   it('refuses truncated, foreign and mismatched blobs with CORRUPT_FILE naming the place', () => {

@@ -26,8 +26,8 @@ import { BgeM3Error } from '../../errors.js';
 import type { BgeM3Model } from '../../model/bge-m3-model.js';
 import { ModelHandle, type BgeM3ModelFields, type BgeM3ModelOption } from '../../shared/model-option.js';
 import type { BgeM3LoadOptions } from '../../model/bge-m3-model.js';
-import { colbertScore, dot } from '../../scores.js';
-import { checkMultiVectorsOption, encodeMultiVectors, type MultiVectorFormat, type MultiVectorStorage } from '../multi-vectors.js';
+import { dot } from '../../scores.js';
+import { checkMultiVectorsOption, encodeMultiVectors, storedColbertScore, type MultiVectorFormat, type MultiVectorStorage } from '../multi-vectors.js';
 import { MultiVectorFile, type MultiVectorRef } from './multi-vector-file.js';
 import { scanDense } from './dense-scorer.js';
 import { checkInteger, describeValue as describe } from '../../shared/checks.js';
@@ -340,9 +340,10 @@ export class MemoryHybridIndex implements HybridIndex, MultiVectorSource {
       rows.map(async (row) => {
         if (row === undefined) return undefined;
         const ref = s.multiVectors[row]!;
-        const colbertRows = await ref.file.read(ref, dim, `document ${JSON.stringify(s.docs[row]!.id.slice(0, 80))}`);
+        const doc = `document ${JSON.stringify(s.docs[row]!.id.slice(0, 80))}`;
+        const blob = await ref.file.readBlob(ref, doc);
         signal?.throwIfAborted();
-        return { dense: dot(q.dense, s.dense.subarray(row * dim, row * dim + dim)), sparse: sparse[row]!, colbert: colbertScore(q.colbert, colbertRows) };
+        return { dense: dot(q.dense, s.dense.subarray(row * dim, row * dim + dim)), sparse: sparse[row]!, colbert: storedColbertScore(q.colbert, blob, `${ref.file.path}, ${doc}`) };
       }),
     );
   }

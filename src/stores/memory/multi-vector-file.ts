@@ -25,7 +25,6 @@ import { promisify } from 'node:util';
 import { crc32 } from 'node:zlib';
 import { BgeM3Error } from '../../errors.js';
 import { writeAtomically } from '../../shared/atomic-write.js';
-import { decodeMultiVectors } from '../multi-vectors.js';
 
 const readAt = promisify(read);
 
@@ -141,11 +140,6 @@ export class MultiVectorFile {
     if (done < ref.length) throw this.corrupt(`it ends before the multi-vectors of ${doc} (truncated)`);
     if (crc32(buf) !== ref.crc) throw this.corrupt(`the multi-vectors of ${doc} fail their CRC-32 check`);
     return buf;
-  }
-
-  /** The stored rows of one document, decoded to float32. */
-  async read(ref: MultiVectorRef, dim: number, doc: string): Promise<Float32Array[]> {
-    return decodeMultiVectors(await this.readBlob(ref, doc), dim, `${this.path}, ${doc}`);
   }
 
   /** Closes the descriptor (idempotent). Reads after this fail with a clear error. */

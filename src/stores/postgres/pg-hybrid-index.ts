@@ -24,13 +24,13 @@
  */
 import { BgeM3Error } from '../../errors.js';
 import type { BgeM3Model } from '../../model/bge-m3-model.js';
-import { colbertScore, dot } from '../../scores.js';
+import { dot } from '../../scores.js';
 import { checkInteger, checkPositiveInteger, describeValue as describe } from '../../shared/checks.js';
 import { DEFAULT_PASSAGE_LENGTH, DEFAULT_QUERY_LENGTH } from '../../shared/defaults.js';
 import { ModelHandle, type BgeM3ModelFields, type BgeM3ModelOption } from '../../shared/model-option.js';
 import { MAX_ENCODED_TOKEN_ID } from '../document-checks.js';
 import { encodedRows, encodeDocuments, prepareDocuments, type EncodedRow } from '../document-rows.js';
-import { checkMultiVectorsOption, decodeMultiVectors, encodeMultiVectors, multiVectorBlobBytes, type MultiVectorStorage } from '../multi-vectors.js';
+import { checkMultiVectorsOption, encodeMultiVectors, storedColbertScore, multiVectorBlobBytes, type MultiVectorStorage } from '../multi-vectors.js';
 import { filterToSql, type MetadataFilter } from '../filter.js';
 import { fuseCandidates, requireDeclarativeFilter, resolveSearchOptions, type FusionCandidate, type ResolvedSearchOptions } from '../fusion.js';
 import { checkCompatible, fingerprintModel, parseFingerprint } from '../model-fingerprint.js';
@@ -385,8 +385,7 @@ export class PgHybridIndex implements HybridIndex, MultiVectorSource {
     const byId = new Map<string, StoredPairScores>();
     for (const r of rows) {
       const where = `The index table ${this.names.display}, document ${JSON.stringify(r.id.slice(0, 80))}`;
-      const colbert = decodeMultiVectors(r.colbert, dim, where);
-      byId.set(r.id, { dense: dot(q.dense, denseView(r.dense_exact, dim, where)), sparse: sparseDotSend(q.sparse, r.sparse, where), colbert: colbertScore(q.colbert, colbert) });
+      byId.set(r.id, { dense: dot(q.dense, denseView(r.dense_exact, dim, where)), sparse: sparseDotSend(q.sparse, r.sparse, where), colbert: storedColbertScore(q.colbert, r.colbert, where) });
     }
     return ids.map((id) => (typeof id === 'string' ? byId.get(id) : undefined));
   }
