@@ -13,14 +13,16 @@
  */
 import { BgeM3Error } from '../errors.js';
 import { describeValue as describe } from '../shared/checks.js';
-import { float32ToHalf, halfTable, halfToFloat32 } from '../shared/fp16.js';
+import { float32ToHalf, halfToFloat32 } from '../shared/fp16.js';
 
 /** How an index keeps each document's ColBERT rows: not at all (`false`, the default), fp16 or int8. */
 export type MultiVectorStorage = false | 'fp16' | 'int8';
 /** A storage format of the rows (see {@link MultiVectorStorage}). */
 export type MultiVectorFormat = Exclude<MultiVectorStorage, false>;
 
-const HEADER_BYTES = 8;
+/** Bytes before the first row. */
+export const MULTI_VECTOR_HEADER_BYTES = 8;
+const HEADER_BYTES = MULTI_VECTOR_HEADER_BYTES;
 const VERSION = 1;
 const FORMAT_CODES: Record<MultiVectorFormat, number> = { fp16: 1, int8: 2 };
 const FORMATS: Record<number, MultiVectorFormat> = { 1: 'fp16', 2: 'int8' };
@@ -95,8 +97,17 @@ export function encodeMultiVectors(rows: readonly ArrayLike<number>[], dim: numb
   return out;
 }
 
-/** A blob's header, checked: its format and row count (`where` names it in the error). */
-function readHeader(blob: Uint8Array, dim: number, where: string): { format: MultiVectorFormat; rows: number; view: DataView; bad: (what: string) => BgeM3Error } {
+/** A blob's header, checked against the index's width and the payload's size. */
+export interface MultiVectorHeader {
+  format: MultiVectorFormat;
+  rows: number;
+  view: DataView;
+  /** The `CORRUPT_FILE` error for this blob (`where` named in it). */
+  bad: (what: string) => BgeM3Error;
+}
+
+/** Reads and checks a blob's header; `where` names the storage and the document in the error. */
+export function readMultiVectorHeader(blob: Uint8Array, dim: number, where: string): MultiVectorHeader {
   const bad = (what: string) => new BgeM3Error('CORRUPT_FILE', `${where}: the stored multi-vectors are damaged (${what}); rebuild the index, or add the document again.`);
   if (blob.byteLength < HEADER_BYTES) throw bad(`${blob.byteLength} bytes, shorter than the ${HEADER_BYTES}-byte header`);
   const view = new DataView(blob.buffer, blob.byteOffset, blob.byteLength);
@@ -115,10 +126,10 @@ function readHeader(blob: Uint8Array, dim: number, where: string): { format: Mul
 /**
  * Decodes a blob into float32 rows. `dim` is the index's width; `where` names the storage and the
  * document for the `CORRUPT_FILE` error a damaged or foreign blob gets. (Scoring does not decode:
- * see {@link storedColbertScore}.)
+ * see `stored-maxsim.ts`.)
  */
 export function decodeMultiVectors(blob: Uint8Array, dim: number, where: string): Float32Array[] {
-  const { format, rows: count, view, bad } = readHeader(blob, dim, where);
+  const { format, rows: count, view, bad } = readMultiVectorHeader(blob, dim, where);
   const stride = multiVectorRowBytes(format, dim);
   const rows: Float32Array[] = new Array(count);
   for (let r = 0; r < count; r++) {
@@ -138,109 +149,4 @@ export function decodeMultiVectors(blob: Uint8Array, dim: number, where: string)
     rows[r] = row;
   }
   return rows;
-}
-
-/** A query's ColBERT rows packed for {@link storedColbertScore}: one row-major float32 array. */
-export interface PackedColbertQuery {
-  readonly rows: number;
-  readonly dim: number;
-  readonly values: Float32Array;
-}
-
-/** Packs a query's ColBERT rows (each `dim` long, already checked) into one float32 array. */
-export function packColbertQuery(rows: readonly ArrayLike<number>[], dim: number): PackedColbertQuery {
-  const values = new Float32Array(rows.length * dim);
-  rows.forEach((row, r) => values.set(row, r * dim));
-  return { rows: rows.length, dim, values };
-}
-
-/**
- * MaxSim (`colbert_score`: the mean over query rows of the best dot product with any stored row)
- * of a query against a stored blob, computed straight from the fp16 / int8 bytes: equal, up to the
- * summation order of a double, to `colbertScore(query, decodeMultiVectors(blob))` (the int8 scale
- * is applied once per dot product instead of once per value). Written by hand because it is the
- * rerank's inner loop: one pass over the blob, one stored row decoded at a time into a scratch row
- * (fp16 by table), four query rows per pass over it (one load of the stored value, four products),
- * no allocation per row. A damaged blob is the same `CORRUPT_FILE` error as in decoding.
- */
-export function storedColbertScore(query: PackedColbertQuery, blob: Uint8Array, where: string): number {
-  const { dim, rows: qn, values: q } = query;
-  const { format, rows: count, view, bad } = readHeader(blob, dim, where);
-  if (qn === 0) return 0;
-  const best = new Float64Array(qn).fill(-Infinity);
-  const row = new Float32Array(dim);
-  const table = format === 'fp16' ? halfTable() : undefined;
-  const halves = table ? uint16View(blob, HEADER_BYTES, count * dim) : undefined;
-  const bytes = table ? undefined : new Int8Array(blob.buffer, blob.byteOffset, blob.byteLength);
-  const stride = multiVectorRowBytes(format, dim);
-  for (let r = 0; r < count; r++) {
-    let scale = 1;
-    if (halves) decodeHalfRow(table!, halves, r * dim, row);
-    else {
-      const at = HEADER_BYTES + r * stride;
-      scale = view.getFloat32(at, true);
-      if (!(scale >= 0 && Number.isFinite(scale))) throw bad(`row ${r} has the scale ${scale}`);
-      decodeInt8Row(bytes!, at + 4, row);
-    }
-    // A non-finite stored value (an fp16 Inf/NaN pattern) makes every product sum non-finite.
-    if (!maxSimRow(q, qn, row, scale, best)) throw bad(`row ${r} holds a value that is not finite`);
-  }
-  // An empty passage has no vectors: each query row scores 0 (as colbertScore does).
-  let total = 0;
-  for (let j = 0; j < qn; j++) total += best[j] === -Infinity ? 0 : best[j]!;
-  return total / qn;
-}
-
-function decodeHalfRow(table: Float32Array, halves: Uint16Array, base: number, row: Float32Array): void {
-  for (let i = 0; i < row.length; i++) row[i] = table[halves[base + i]!]!;
-}
-
-function decodeInt8Row(bytes: Int8Array, at: number, row: Float32Array): void {
-  for (let i = 0; i < row.length; i++) row[i] = bytes[at + i]!;
-}
-
-/**
- * Updates `best[j]` with `scale * (query row j · row)` for every query row, four query rows per pass
- * over `row`. Returns false when a product sum is not finite (the row holds Inf or NaN).
- */
-function maxSimRow(q: Float32Array, qn: number, row: Float32Array, scale: number, best: Float64Array): boolean {
-  const dim = row.length;
-  let j = 0;
-  for (; j + 3 < qn; j += 4) {
-    const o0 = j * dim;
-    const o1 = o0 + dim;
-    const o2 = o1 + dim;
-    const o3 = o2 + dim;
-    let s0 = 0;
-    let s1 = 0;
-    let s2 = 0;
-    let s3 = 0;
-    for (let i = 0; i < dim; i++) {
-      const v = row[i]!;
-      s0 += q[o0 + i]! * v;
-      s1 += q[o1 + i]! * v;
-      s2 += q[o2 + i]! * v;
-      s3 += q[o3 + i]! * v;
-    }
-    if (!Number.isFinite(s0)) return false;
-    if (s0 * scale > best[j]!) best[j] = s0 * scale;
-    if (s1 * scale > best[j + 1]!) best[j + 1] = s1 * scale;
-    if (s2 * scale > best[j + 2]!) best[j + 2] = s2 * scale;
-    if (s3 * scale > best[j + 3]!) best[j + 3] = s3 * scale;
-  }
-  for (; j < qn; j++) {
-    const o = j * dim;
-    let s = 0;
-    for (let i = 0; i < dim; i++) s += q[o + i]! * row[i]!;
-    if (!Number.isFinite(s)) return false;
-    if (s * scale > best[j]!) best[j] = s * scale;
-  }
-  return true;
-}
-
-/** `n` little-endian uint16 values at `offset` of `blob`, copied only when the bytes are misaligned. */
-function uint16View(blob: Uint8Array, offset: number, n: number): Uint16Array {
-  const start = blob.byteOffset + offset;
-  if (start % 2 === 0) return new Uint16Array(blob.buffer, start, n);
-  return new Uint16Array(blob.slice(offset, offset + 2 * n).buffer, 0, n);
 }

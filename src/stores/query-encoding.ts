@@ -9,7 +9,8 @@ import { checkDense, MAX_ENCODED_TOKEN_ID } from './document-checks.js';
 import type { ResolvedSearchOptions } from './fusion.js';
 import { toSparseVector, type SparseVector } from './sparse-vector.js';
 import type { HybridEncodedQuery, M3QueryEncoding } from './types.js';
-import { checkColbertRows, packColbertQuery, type PackedColbertQuery } from './multi-vectors.js';
+import { checkColbertRows } from './multi-vectors.js';
+import { packColbertQuery, type PackedColbertQuery } from './stored-maxsim.js';
 import type { TextEncoding } from '../rerankers/passage-cache.js';
 
 export interface EncodedQuery {

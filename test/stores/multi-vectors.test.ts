@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { BgeM3Model, M3Reranker, MemoryHybridIndex } from '../../src/index.js';
-import { decodeMultiVectors, encodeMultiVectors, packColbertQuery, storedColbertScore } from '../../src/stores/multi-vectors.js';
+import { decodeMultiVectors, encodeMultiVectors } from '../../src/stores/multi-vectors.js';
+import { packColbertQuery, storedColbertScore, storedColbertScoreJs } from '../../src/stores/stored-maxsim.js';
 import { colbertScore } from '../../src/scores.js';
 import { loadExpected, TINY_DIR } from '../helpers.js';
 
@@ -49,7 +50,7 @@ describe('multi-vector codec', () => {
     expect(decodeMultiVectors(encodeMultiVectors([new Float32Array(dim)], dim, 'int8'), dim, 'x')[0]!.every((v) => v === 0)).toBe(true);
   });
 
-  it('scores straight from the stored bytes as MaxSim over the decoded rows does (every query length, odd offsets)', () => {
+  it('scores straight from the stored bytes as MaxSim over the decoded rows does (both kernels, every query length, odd offsets)', async () => {
     const rand = rng(4);
     const dim = 48;
     const p = unitRows(rand, 37, dim);
@@ -62,26 +63,39 @@ describe('multi-vector codec', () => {
       for (let qn = 0; qn <= 9; qn++) {
         const q = unitRows(rand, qn, dim);
         const expected = colbertScore(q, decoded);
-        // fp16: the same float32 values, only the summation order differs; int8: the scale is applied
-        // once per dot product rather than rounded into every value.
-        for (const bytes of [blob, odd]) expect(Math.abs(storedColbertScore(packColbertQuery(q, dim), bytes, 'x') - expected)).toBeLessThan(format === 'fp16' ? 1e-12 : 1e-8);
+        for (const bytes of [blob, odd]) {
+          // JS: the same float32 values in double, only the summation order differs (and for int8
+          // the scale is applied once per dot product rather than rounded into every value);
+          // onnxruntime: float32 accumulation.
+          expect(Math.abs(storedColbertScoreJs(packColbertQuery(q, dim), bytes, 'x') - expected)).toBeLessThan(format === 'fp16' ? 1e-12 : 1e-8);
+          expect(Math.abs((await storedColbertScore(packColbertQuery(q, dim), bytes, 'x', { backend: 'onnxruntime' })) - expected)).toBeLessThan(1e-6);
+        }
       }
       // A passage without rows scores 0, as colbertScore does.
-      expect(storedColbertScore(packColbertQuery(unitRows(rand, 3, dim), dim), encodeMultiVectors([], dim, format), 'x')).toBe(0);
+      for (const backend of ['js', 'onnxruntime'] as const) {
+        expect(await storedColbertScore(packColbertQuery(unitRows(rand, 3, dim), dim), encodeMultiVectors([], dim, format), 'x', { backend })).toBe(0);
+      }
     }
+    // BGE-M3's width picks onnxruntime by default: a 1024-d, 200-row document.
+    const q = unitRows(rand, 7, 1024);
+    const big = unitRows(rand, 200, 1024);
+    const blob = encodeMultiVectors(big, 1024, 'fp16');
+    expect(Math.abs((await storedColbertScore(packColbertQuery(q, 1024), blob, 'x')) - colbertScore(q, decodeMultiVectors(blob, 1024, 'x')))).toBeLessThan(1e-5);
   });
 
-  it('refuses damaged blobs when scoring from them too', () => {
+  it('refuses damaged blobs when scoring from them too (both kernels)', async () => {
     const where = 'table docs, document "b"';
     const q = packColbertQuery(unitRows(rng(5), 5, 8), 8);
     const inf = Uint8Array.from(encodeMultiVectors(unitRows(rng(6), 2, 8), 8, 'fp16'));
     new DataView(inf.buffer).setUint16(8 + 16 + 6, 0x7c00, true); // +Inf in row 1
-    expect(() => storedColbertScore(q, inf, where)).toThrow(expect.objectContaining({ code: 'CORRUPT_FILE', message: expect.stringMatching(/document "b".*row 1 holds a value that is not finite/) }));
     const nan = Uint8Array.from(encodeMultiVectors(unitRows(rng(7), 1, 8), 8, 'int8'));
     new DataView(nan.buffer).setFloat32(8, NaN, true);
-    expect(() => storedColbertScore(q, nan, where)).toThrow(expect.objectContaining({ code: 'CORRUPT_FILE', message: expect.stringMatching(/scale NaN/) }));
-    expect(() => storedColbertScore(q, nan.subarray(0, nan.length - 2), where)).toThrow(expect.objectContaining({ code: 'CORRUPT_FILE', message: expect.stringMatching(/whole number of int8 rows/) }));
-    expect(() => storedColbertScore(packColbertQuery([], 16), nan, where)).toThrow(expect.objectContaining({ code: 'CORRUPT_FILE', message: expect.stringMatching(/8-value rows in an index of 16-dimensional/) }));
+    for (const backend of ['js', 'onnxruntime'] as const) {
+      await expect(storedColbertScore(q, inf, where, { backend })).rejects.toMatchObject({ code: 'CORRUPT_FILE', message: expect.stringMatching(/document "b".*row 1 holds a value that is not finite/) });
+      await expect(storedColbertScore(q, nan, where, { backend })).rejects.toMatchObject({ code: 'CORRUPT_FILE', message: expect.stringMatching(/scale NaN/) });
+      await expect(storedColbertScore(q, nan.subarray(0, nan.length - 2), where, { backend })).rejects.toMatchObject({ code: 'CORRUPT_FILE', message: expect.stringMatching(/whole number of int8 rows/) });
+      await expect(storedColbertScore(packColbertQuery([], 16), nan, where, { backend })).rejects.toMatchObject({ code: 'CORRUPT_FILE', message: expect.stringMatching(/8-value rows in an index of 16-dimensional/) });
+    }
   });
 
   it('refuses truncated, foreign and mismatched blobs with CORRUPT_FILE naming the place', () => {

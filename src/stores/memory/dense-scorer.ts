@@ -17,6 +17,7 @@
 import * as ort from 'onnxruntime-node';
 import { DataType, encodeModel, node, valueInfo } from '../../model/onnx-graph.js';
 import { dotAt, squaredNorm } from '../../scores.js';
+import { scoringSession } from '../scoring-sessions.js';
 
 /**
  * Below this many matrix elements the JS loop is used. Measured at 1024-d: onnxruntime is already
@@ -53,7 +54,7 @@ export async function scanDense(matrix: Float32Array, rows: number, dim: number,
     // Double accumulation in four interleaved sums: error ≤ ~dim·2⁻⁵³·|q|·|r|; a generous bound.
     return { scores, errorBound: 4 * dim * 2 ** -52 * qNorm * options.maxRowNorm };
   }
-  const session = await matmulSession(options.threads);
+  const session = await scoringSession('dense-scan', matmulGraph, options.threads);
   const out = await session.run({
     m: new ort.Tensor('float32', matrix.subarray(0, rows * dim), [rows, dim]),
     q: new ort.Tensor('float32', query, [dim, 1]),
@@ -72,29 +73,12 @@ function scanJs(matrix: Float32Array, rows: number, dim: number, q: Float32Array
 }
 
 
-const sessions = new Map<number | undefined, Promise<ort.InferenceSession>>();
-
-/**
- * One `[rows, dim] × [dim, 1]` MatMul session per thread setting, shared by every index in the
- * process (it holds no data: the matrix is an input). Created on the first large scan.
- */
-function matmulSession(threads: number | undefined): Promise<ort.InferenceSession> {
-  let session = sessions.get(threads);
-  if (!session) {
-    const graph = encodeModel({
-      name: 'bge_m3_rag_dense_scan',
-      node: [node('MatMul', ['m', 'q'], ['s'])],
-      input: [valueInfo('m', DataType.FLOAT, ['rows', 'dim']), valueInfo('q', DataType.FLOAT, ['dim', 1])],
-      output: [valueInfo('s', DataType.FLOAT, ['rows', 1])],
-    });
-    session = ort.InferenceSession.create(graph, {
-      graphOptimizationLevel: 'all',
-      executionMode: 'sequential',
-      interOpNumThreads: 1,
-      ...(threads ? { intraOpNumThreads: threads } : {}),
-    });
-    session.catch(() => sessions.delete(threads));
-    sessions.set(threads, session);
-  }
-  return session;
+/** The `[rows, dim] × [dim, 1]` MatMul graph (no data: the matrix is an input). */
+function matmulGraph(): Uint8Array {
+  return encodeModel({
+    name: 'bge_m3_rag_dense_scan',
+    node: [node('MatMul', ['m', 'q'], ['s'])],
+    input: [valueInfo('m', DataType.FLOAT, ['rows', 'dim']), valueInfo('q', DataType.FLOAT, ['dim', 1])],
+    output: [valueInfo('s', DataType.FLOAT, ['rows', 1])],
+  });
 }

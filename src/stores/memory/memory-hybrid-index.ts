@@ -27,8 +27,9 @@ import type { BgeM3Model } from '../../model/bge-m3-model.js';
 import { ModelHandle, type BgeM3ModelFields, type BgeM3ModelOption } from '../../shared/model-option.js';
 import type { BgeM3LoadOptions } from '../../model/bge-m3-model.js';
 import { dot } from '../../scores.js';
-import { checkMultiVectorsOption, encodeMultiVectors, storedColbertScore, type MultiVectorFormat, type MultiVectorStorage } from '../multi-vectors.js';
+import { checkMultiVectorsOption, encodeMultiVectors, type MultiVectorFormat, type MultiVectorStorage } from '../multi-vectors.js';
 import { MultiVectorFile, type MultiVectorRef } from './multi-vector-file.js';
+import { storedColbertScore } from '../stored-maxsim.js';
 import { scanDense } from './dense-scorer.js';
 import { checkInteger, describeValue as describe } from '../../shared/checks.js';
 import { DEFAULT_PASSAGE_LENGTH, DEFAULT_QUERY_LENGTH } from '../../shared/defaults.js';
@@ -343,7 +344,7 @@ export class MemoryHybridIndex implements HybridIndex, MultiVectorSource {
         const doc = `document ${JSON.stringify(s.docs[row]!.id.slice(0, 80))}`;
         const blob = await ref.file.readBlob(ref, doc);
         signal?.throwIfAborted();
-        return { dense: dot(q.dense, s.dense.subarray(row * dim, row * dim + dim)), sparse: sparse[row]!, colbert: storedColbertScore(q.colbert, blob, `${ref.file.path}, ${doc}`) };
+        return { dense: dot(q.dense, s.dense.subarray(row * dim, row * dim + dim)), sparse: sparse[row]!, colbert: await storedColbertScore(q.colbert, blob, `${ref.file.path}, ${doc}`) };
       }),
     );
   }

@@ -30,7 +30,8 @@ import { DEFAULT_PASSAGE_LENGTH, DEFAULT_QUERY_LENGTH } from '../../shared/defau
 import { ModelHandle, type BgeM3ModelFields, type BgeM3ModelOption } from '../../shared/model-option.js';
 import { MAX_ENCODED_TOKEN_ID } from '../document-checks.js';
 import { encodedRows, encodeDocuments, prepareDocuments, type EncodedRow } from '../document-rows.js';
-import { checkMultiVectorsOption, encodeMultiVectors, storedColbertScore, multiVectorBlobBytes, type MultiVectorStorage } from '../multi-vectors.js';
+import { storedColbertScore } from '../stored-maxsim.js';
+import { checkMultiVectorsOption, encodeMultiVectors, multiVectorBlobBytes, type MultiVectorStorage } from '../multi-vectors.js';
 import { filterToSql, type MetadataFilter } from '../filter.js';
 import { fuseCandidates, requireDeclarativeFilter, resolveSearchOptions, type FusionCandidate, type ResolvedSearchOptions } from '../fusion.js';
 import { checkCompatible, fingerprintModel, parseFingerprint } from '../model-fingerprint.js';
@@ -385,7 +386,7 @@ export class PgHybridIndex implements HybridIndex, MultiVectorSource {
     const byId = new Map<string, StoredPairScores>();
     for (const r of rows) {
       const where = `The index table ${this.names.display}, document ${JSON.stringify(r.id.slice(0, 80))}`;
-      byId.set(r.id, { dense: dot(q.dense, denseView(r.dense_exact, dim, where)), sparse: sparseDotSend(q.sparse, r.sparse, where), colbert: storedColbertScore(q.colbert, r.colbert, where) });
+      byId.set(r.id, { dense: dot(q.dense, denseView(r.dense_exact, dim, where)), sparse: sparseDotSend(q.sparse, r.sparse, where), colbert: await storedColbertScore(q.colbert, r.colbert, where) });
     }
     return ids.map((id) => (typeof id === 'string' ? byId.get(id) : undefined));
   }
