@@ -10,6 +10,7 @@ import { Chunker } from './chunker.js';
 import { isAbort, isPostgresUrl, openTarget, type Batch, type IndexTarget, type ManifestEntry } from './index-target.js';
 import { Progress } from './progress.js';
 import { discover, extract, readSource, EXTENSIONS } from './sources.js';
+import type { MultiVectorStorage } from '../stores/multi-vectors.js';
 import type { HybridDocumentInput } from '../stores/types.js';
 
 const USAGE = `Usage: ${PROGRAM} index <paths...> --db <dir | postgres://...> [options]
@@ -32,6 +33,10 @@ Options:
   --chunk-tokens <n>     tokens per chunk, <s> and </s> included (default: 512)
   --overlap <n>          tokens shared by consecutive chunks (default: 64)
   --batch-files <n>      files per commit (default: 16)
+  --multi-vectors <fp16|int8|none>
+                         keep each chunk's ColBERT vectors (2 or ~1 KiB per token) so that
+                         "search --rerank" scores them instead of encoding the candidates
+                         (default: none for a new index, else the index's own setting)
 
 ${MODEL_USAGE}`;
 
@@ -45,6 +50,7 @@ const OPTIONS = {
   'chunk-tokens': { type: 'string' },
   overlap: { type: 'string' },
   'batch-files': { type: 'string' },
+  'multi-vectors': { type: 'string' },
 } as const;
 
 /** Chunks encoded per commit at most (a batch of files with many chunks is committed earlier). */
@@ -65,6 +71,7 @@ export const indexCommand = command('index', 'index files and folders into a hyb
   if (overlap > (chunkTokens - 2) / 2) throw new CliUsageError(`--overlap (${overlap}) must be at most half of --chunk-tokens minus 2 (${Math.floor((chunkTokens - 2) / 2)})`);
   const batchFiles = intOption(values['batch-files'], '--batch-files', 16);
   const textField = values['text-field'] ?? 'text';
+  const multiVectors = multiVectorsOption(values['multi-vectors']);
   const chunking = `tokens=${chunkTokens};overlap=${overlap};field=${textField}`;
   const quiet = values.quiet;
 
@@ -89,7 +96,7 @@ export const indexCommand = command('index', 'index files and folders into a hyb
   let progress: Progress | undefined;
   let dbLabel = values.db;
   try {
-    target = await openTarget(values.db, model, { table: values.table, ann: !values.exact, mustExist: false });
+    target = await openTarget(values.db, model, { table: values.table, ann: !values.exact, mustExist: false, multiVectors });
     dbLabel = target.description;
     const chunker = await Chunker.load(model.dir, Math.min(chunkTokens, model.maxPositions), overlap);
     const manifest = await target.manifest();
@@ -182,4 +189,12 @@ function pageOf(pageStarts: number[], offset: number): number {
   let page = 1;
   for (let i = 0; i < pageStarts.length; i++) if (pageStarts[i]! <= offset) page = i + 1;
   return page;
+}
+
+/** `--multi-vectors fp16|int8|none`: undefined when not given (a new index stores none). */
+function multiVectorsOption(value: string | undefined): MultiVectorStorage | undefined {
+  if (value === undefined) return undefined;
+  if (value === 'fp16' || value === 'int8') return value;
+  if (value === 'none') return false;
+  throw new CliUsageError(`--multi-vectors must be fp16, int8 or none; got ${JSON.stringify(value)}`);
 }

@@ -14,13 +14,14 @@
  *   so an interruption between the two is seen on the next run (a file with chunks of two versions)
  *   and the stale ones are deleted then.
  */
-import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { BgeM3Error } from '../errors.js';
+import { writeAtomically } from '../shared/atomic-write.js';
 import type { BgeM3Model } from '../model/bge-m3-model.js';
 import { HYBRID_INDEX_FILE, MemoryHybridIndex } from '../stores/memory/memory-hybrid-index.js';
+import type { MultiVectorStorage } from '../stores/multi-vectors.js';
 import type { PgHybridIndex } from '../stores/postgres/pg-hybrid-index.js';
 import { tableNames } from '../stores/postgres/schema.js';
 import type { HybridAddOptions, HybridDocumentInput, HybridIndex } from '../stores/types.js';
@@ -63,6 +64,8 @@ export interface OpenOptions {
   ann?: boolean;
   /** `search`: the index must exist. */
   mustExist: boolean;
+  /** `index --multi-vectors`: how added chunks keep their ColBERT vectors (default: the index's setting). */
+  multiVectors?: MultiVectorStorage;
 }
 
 export async function openTarget(db: string, model: BgeM3Model, options: OpenOptions): Promise<IndexTarget> {
@@ -86,7 +89,8 @@ class MemoryTarget implements IndexTarget {
     if (!exists && options.mustExist) {
       throw new CliError(`No index in ${dir} (no ${HYBRID_INDEX_FILE} there). Build one first: bge-m3-rag index <files or folders> --db ${dir}`);
     }
-    const index = exists ? await MemoryHybridIndex.load(abs, model) : new MemoryHybridIndex({ model });
+    const multiVectors = options.multiVectors === undefined ? {} : { multiVectors: options.multiVectors };
+    const index = exists ? await MemoryHybridIndex.load(abs, model, { index: multiVectors }) : new MemoryHybridIndex({ model, ...multiVectors });
     let files: Record<string, ManifestEntry> = {};
     const manifestPath = join(abs, MANIFEST_FILE);
     if (existsSync(manifestPath)) {
@@ -114,27 +118,12 @@ class MemoryTarget implements IndexTarget {
     for (const [source, entry] of batch.entries) files[source] = entry;
     await mkdir(this.dir, { recursive: true });
     await this.index.save(this.dir);
-    await writeAtomically(join(this.dir, MANIFEST_FILE), `${JSON.stringify({ version: 1, files }, null, 1)}\n`);
+    await writeAtomically(join(this.dir, MANIFEST_FILE), (fh) => fh.writeFile(`${JSON.stringify({ version: 1, files }, null, 1)}\n`));
     this.files = files;
   }
 
-  async close(): Promise<void> {}
-}
-
-async function writeAtomically(path: string, text: string): Promise<void> {
-  const tmp = `${path}.${randomUUID().slice(0, 8)}.tmp`;
-  try {
-    const handle = await open(tmp, 'w');
-    try {
-      await handle.writeFile(text);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(tmp, path);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
+  async close(): Promise<void> {
+    await this.index.close();
   }
 }
 
@@ -176,7 +165,7 @@ class PgTarget implements IndexTarget {
         const [row] = (await pool.query(`SELECT to_regclass($1) AS t`, [names.table])).rows;
         if (!row?.t) throw new CliError(`No index table ${table} in ${safe}. Build one first: bge-m3-rag index <files or folders> --db <url>`);
       }
-      const index = await PgHybridIndex.open({ client: pool, model, table, ann: options.ann ?? true });
+      const index = await PgHybridIndex.open({ client: pool, model, table, ann: options.ann ?? true, multiVectors: options.multiVectors });
       return new PgTarget(index, pool, names.table, `${safe} (table ${table})`);
     } catch (e) {
       await pool.end().catch(() => {});

@@ -23,7 +23,9 @@ Options:
   --rerank               re-rank the fused top with the M3 reranker
   --top-n <n>            candidates re-ranked (default: max(k, 20))
   --json                 one JSON document: {"query", "results": [{rank, id, score, dense, sparse,
-                         colbert?, fused, source, chunk, text, metadata}]}
+                         colbert?, colbertSource?, fused, source, chunk, text, metadata}]}
+                         (colbertSource: "stored" when the index keeps ColBERT vectors, see
+                         index --multi-vectors; "encoded" otherwise)
 
 ${MODEL_USAGE}`;
 
@@ -83,6 +85,7 @@ export const searchCommand = command('search', 'hybrid search over an index (opt
     dense: r.dense,
     sparse: r.sparse,
     ...(r.colbert === undefined ? {} : { colbert: r.colbert }),
+    ...(r.colbertSource === undefined ? {} : { colbertSource: r.colbertSource }),
     fused: r.fusedScore ?? r.score,
     source: typeof r.metadata.source === 'string' ? r.metadata.source : undefined,
     chunk: typeof r.metadata.chunk === 'number' ? r.metadata.chunk : undefined,

@@ -6,7 +6,7 @@
  * CI_REQUIRE_POSTGRES=1), incremental re-indexing, resuming after Ctrl-C, exit codes and messages.
  */
 import { execFile, spawn } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -89,6 +89,7 @@ interface JsonResult {
   dense: number;
   sparse: number;
   colbert?: number;
+  colbertSource?: 'stored' | 'encoded';
   fused: number;
   source: string;
   chunk: number;
@@ -188,6 +189,22 @@ describe('index and search, folder backend', () => {
     expect(reranked[0]!.score).toBeGreaterThanOrEqual(reranked[1]!.score);
     const rrf = await searchJson(db, 'Eiffel tower in Paris', ['--fusion', 'rrf', '--k', '2']);
     expect(rrf[0]!.score).toBeLessThan(0.05); // RRF scores are ~1/60
+  });
+
+  it('index --multi-vectors keeps ColBERT vectors: search --rerank scores from them, within 1e-3 of encoding', async () => {
+    const bad = await cli(m('index', 'docs', '--db', 'index-mv', '--multi-vectors', 'fp32'));
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--multi-vectors must be fp16, int8 or none; got "fp32"');
+    const r = await cli(m('index', 'docs', '--db', 'index-mv', '--chunk-tokens', '32', '--overlap', '4', '--multi-vectors', 'fp16', '--quiet'));
+    expect(r.code).toBe(0);
+    expect(readdirSync(join(work, 'index-mv')).filter((f) => f.endsWith('.colbert'))).toHaveLength(1);
+    const query = 'Eiffel tower in Paris';
+    const stored = await searchJson('index-mv', query, ['--k', '5', '--rerank', '--top-n', '8']);
+    const encoded = await searchJson(db, query, ['--k', '5', '--rerank', '--top-n', '8']);
+    expect(stored.map((s) => s.colbertSource)).toEqual(Array(5).fill('stored'));
+    expect(encoded.map((s) => s.colbertSource)).toEqual(Array(5).fill('encoded'));
+    const byId = new Map(encoded.map((e) => [e.id, e]));
+    for (const s of stored) if (byId.has(s.id)) expect(Math.abs(s.score - byId.get(s.id)!.score)).toBeLessThan(1e-3);
   });
 
   it('re-indexing skips unchanged files, re-chunks changed ones and drops removed ones', async () => {
@@ -361,7 +378,7 @@ describe('index and search, PostgreSQL backend', () => {
     writeFileSync(join(pgDocs, 'a.txt'), LONG);
     writeFileSync(join(pgDocs, 'b.md'), 'The Eiffel tower stands in Paris.');
     await writePdf(join(pgDocs, 'c.pdf'), ['Zebras have stripes.']);
-    const first = await cli(m('index', 'pg-docs', '--db', PG_URL!, '--table', table, '--chunk-tokens', '32', '--overlap', '4', '--quiet'));
+    const first = await cli(m('index', 'pg-docs', '--db', PG_URL!, '--table', table, '--chunk-tokens', '32', '--overlap', '4', '--multi-vectors', 'int8', '--quiet'));
     expect(first.stderr).toBe('');
     expect(first.code).toBe(0);
     expect(first.stdout).toMatch(/^3 file\(s\) indexed/);
@@ -377,6 +394,9 @@ describe('index and search, PostgreSQL backend', () => {
     const ann = await searchJson(PG_URL!, 'zebras', ['--table', table, '--k', '1', '--rerank']);
     expect(ann[0]!.id).toBe('pg-docs/c.pdf#0');
     expect(typeof ann[0]!.colbert).toBe('number');
+    // The table keeps int8 ColBERT vectors (set by the first run, kept by the later ones).
+    const reranked = await searchJson(PG_URL!, 'rivers', ['--table', table, '--exact', '--rerank']);
+    expect(reranked.map((r) => [r.id, r.colbertSource]).sort()).toEqual([['pg-docs/a.txt#0', 'stored'], ['pg-docs/c.pdf#0', 'stored']]);
   });
 
   it('an unreachable database is a one-line error, exit 1', async () => {
