@@ -123,7 +123,8 @@ class MemoryTarget implements IndexTarget {
   }
 
   async close(): Promise<void> {
-    await this.index.close();
+    // Closing read descriptors cannot lose data; an error here must not hide the command's own.
+    await this.index.close().catch(() => {});
   }
 }
 

@@ -39,6 +39,8 @@ export function packColbertQuery(rows: readonly ArrayLike<number>[], dim: number
 export interface StoredMaxSimOptions {
   /** Force a kernel (tests compare both). Default: onnxruntime from {@link ORT_MIN_ELEMENTS} stored values on. */
   backend?: 'js' | 'onnxruntime';
+  /** onnxruntime intra-op threads. Default: onnxruntime's choice (physical cores). */
+  threads?: number;
 }
 
 /**
@@ -76,10 +78,11 @@ export async function storedColbertScore(query: PackedColbertQuery, blob: Uint8A
     feeds.p = new ort.Tensor('int8', values, [rows, dim]);
     feeds.scale = new ort.Tensor('float32', scales, [rows]);
   }
-  const session = await scoringSession(`maxsim-${format}`, () => maxSimGraph(format));
+  const session = await scoringSession(`maxsim-${format}`, () => maxSimGraph(format), options.threads);
   const out = await session.run(feeds);
-  // Any Inf/NaN stored value makes every product with its row, and so their sum, non-finite; the
-  // JS kernel then finds the row for the message.
+  // Any Inf/NaN stored value makes every product with its row, and so their sum, non-finite (the
+  // query is checked finite); the JS kernel then finds the row for the message. (A float32 sum can
+  // also overflow on valid but huge values: the JS kernel's double result is then the answer.)
   if (!Number.isFinite((out.check!.data as Float32Array)[0]!)) return storedColbertScoreJs(query, blob, where);
   const best = out.best!.data as Float32Array;
   let total = 0;
@@ -194,9 +197,14 @@ function maxSimRow(q: Float32Array, qn: number, row: Float32Array, scale: number
   return true;
 }
 
-/** `n` little-endian uint16 values at `offset` of `blob`, copied only when the bytes are misaligned. */
+/**
+ * `n` uint16 values at `offset` of `blob`, copied only when the bytes are misaligned (a Buffer's
+ * `slice` is a view, so the copy is explicit). Little-endian hosts only, as the blobs are.
+ */
 function uint16View(blob: Uint8Array, offset: number, n: number): Uint16Array {
   const start = blob.byteOffset + offset;
   if (start % 2 === 0) return new Uint16Array(blob.buffer, start, n);
-  return new Uint16Array(blob.slice(offset, offset + 2 * n).buffer, 0, n);
+  const out = new Uint16Array(n);
+  new Uint8Array(out.buffer).set(blob.subarray(offset, offset + 2 * n));
+  return out;
 }

@@ -59,11 +59,13 @@ describe('multi-vector codec', () => {
       // The same bytes at an odd byte offset (as a database driver's Buffer may hold them).
       const odd = new Uint8Array(blob.byteLength + 1).subarray(1);
       odd.set(blob);
+      // And in a Buffer of Node's pool at an odd offset (its slice is a view, not a copy).
+      const pooled = Buffer.concat([Buffer.from([1]), blob]).subarray(1);
       const decoded = decodeMultiVectors(blob, dim, 'x');
       for (let qn = 0; qn <= 9; qn++) {
         const q = unitRows(rand, qn, dim);
         const expected = colbertScore(q, decoded);
-        for (const bytes of [blob, odd]) {
+        for (const bytes of [blob, odd, pooled]) {
           // JS: the same float32 values in double, only the summation order differs (and for int8
           // the scale is applied once per dot product rather than rounded into every value);
           // onnxruntime: float32 accumulation.

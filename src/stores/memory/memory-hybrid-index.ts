@@ -344,7 +344,7 @@ export class MemoryHybridIndex implements HybridIndex, MultiVectorSource {
         const doc = `document ${JSON.stringify(s.docs[row]!.id.slice(0, 80))}`;
         const blob = await ref.file.readBlob(ref, doc);
         signal?.throwIfAborted();
-        return { dense: dot(q.dense, s.dense.subarray(row * dim, row * dim + dim)), sparse: sparse[row]!, colbert: await storedColbertScore(q.colbert, blob, `${ref.file.path}, ${doc}`) };
+        return { dense: dot(q.dense, s.dense.subarray(row * dim, row * dim + dim)), sparse: sparse[row]!, colbert: await storedColbertScore(q.colbert, blob, `${ref.file.path}, ${doc}`, { threads: this.denseThreads }) };
       }),
     );
   }
