@@ -60,9 +60,10 @@ export function buildHeadsGraph(hidden: number, heads: HeadWeights): Uint8Array 
  * The heads session's threads must not spin-wait. onnxruntime's intra-op threads busy-wait for
  * work after each run by default; the heads run between two encoder runs, so their spinning
  * threads would take the cores from the next encoder batch (measured: all three outputs 30%
- * slower than dense only on a 4-layer model; with this, within 2-3%).
+ * slower than dense only on a 4-layer model; with this, within 2-3%). The indexes' scoring sessions
+ * (src/stores/scoring-sessions.ts) use it for the same reason.
  */
-function withoutSpinning(options: ort.InferenceSession.SessionOptions): ort.InferenceSession.SessionOptions {
+export function withoutSpinning(options: ort.InferenceSession.SessionOptions): ort.InferenceSession.SessionOptions {
   const extra = (options.extra ?? {}) as Record<string, unknown>;
   const session = (extra.session ?? {}) as Record<string, unknown>;
   const intraOp = (session.intra_op ?? {}) as Record<string, unknown>;
