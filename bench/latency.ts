@@ -532,7 +532,7 @@ rowOf("the query's own encode (dense + sparse + ColBERT, `model.encode([q])`)", 
 rowOf('first stage only, `search(q, { k: 20 })`', 'search', rerankRatios.searchOverEncode);
 rowOf("(a) stored fp16: `search(q, { k: 20, rerank: { topN: 20 } })`, `multiVectors: 'fp16'`", 'storedFp16', rerankRatios.storedFp16OverEncode, rerankRatios.reencodeOverStoredFp16);
 rowOf("(a) stored int8: the same, `multiVectors: 'int8'`", 'storedInt8', rerankRatios.storedInt8OverEncode, rerankRatios.reencodeOverStoredInt8);
-rowOf('(a) of which: scoring the 20 stored fp16 documents alone (`index.scoreStored`: read, decode, MaxSim)', 'scoreStoredFp16');
+rowOf('(a) of which: scoring the 20 stored fp16 documents alone (`index.scoreStored`: read, CRC check, MaxSim from the stored bytes)', 'scoreStoredFp16');
 rowOf('(a) of which: the same, int8', 'scoreStoredInt8');
 rowOf('(b) re-encoding the 20 passages (`multiVectors: false`, cache miss)', 'reencode', rerankRatios.reencodeOverEncode);
 if (crossEncoder) {
