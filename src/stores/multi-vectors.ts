@@ -142,11 +142,17 @@ export function decodeMultiVectors(blob: Uint8Array, dim: number, where: string)
       rows[r] = row;
       continue;
     }
-    const scale = view.getFloat32(at, true);
-    if (!(scale >= 0 && Number.isFinite(scale))) throw bad(`row ${r} has the scale ${scale}`);
+    const scale = readRowScale(view, at, r, bad);
     const row = new Float32Array(dim);
     for (let i = 0; i < dim; i++) row[i] = view.getInt8(at + 4 + i) * scale;
     rows[r] = row;
   }
   return rows;
+}
+
+/** The float32 scale of the int8 row `row` stored at byte `at`, checked (finite, not negative). */
+export function readRowScale(view: DataView, at: number, row: number, bad: MultiVectorHeader['bad']): number {
+  const scale = view.getFloat32(at, true);
+  if (!(scale >= 0 && Number.isFinite(scale))) throw bad(`row ${row} has the scale ${scale}`);
+  return scale;
 }

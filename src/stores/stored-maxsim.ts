@@ -19,7 +19,7 @@
 import * as ort from 'onnxruntime-node';
 import { DataType, encodeModel, node, valueInfo } from '../model/onnx-graph.js';
 import { halfTable } from '../shared/fp16.js';
-import { MULTI_VECTOR_HEADER_BYTES as HEADER_BYTES, multiVectorRowBytes, readMultiVectorHeader, type MultiVectorFormat } from './multi-vectors.js';
+import { MULTI_VECTOR_HEADER_BYTES as HEADER_BYTES, multiVectorRowBytes, readMultiVectorHeader, readRowScale, type MultiVectorFormat, type MultiVectorHeader } from './multi-vectors.js';
 import { scoringSession } from './scoring-sessions.js';
 
 /** A query's ColBERT rows packed for {@link storedColbertScore}: one row-major float32 array. */
@@ -59,7 +59,7 @@ export async function storedColbertScore(query: PackedColbertQuery, blob: Uint8A
   const header = readMultiVectorHeader(blob, query.dim, where);
   if (query.rows === 0 || header.rows === 0) return 0;
   const useOrt = options.backend ? options.backend === 'onnxruntime' : header.rows * query.dim >= ORT_MIN_ELEMENTS;
-  if (!useOrt) return storedColbertScoreJs(query, blob, where);
+  if (!useOrt) return maxSimJs(query, blob, header);
   const { format, rows, view, bad } = header;
   const dim = query.dim;
   const feeds: Record<string, ort.Tensor> = { q: new ort.Tensor('float32', query.values, [query.rows, dim]) };
@@ -72,7 +72,7 @@ export async function storedColbertScore(query: PackedColbertQuery, blob: Uint8A
     const stride = multiVectorRowBytes(format, dim);
     for (let r = 0; r < rows; r++) {
       const at = HEADER_BYTES + r * stride;
-      scales[r] = checkScale(view.getFloat32(at, true), r, bad);
+      scales[r] = readRowScale(view, at, r, bad);
       values.set(bytes.subarray(at + 4, at + 4 + dim), r * dim);
     }
     feeds.p = new ort.Tensor('int8', values, [rows, dim]);
@@ -83,7 +83,7 @@ export async function storedColbertScore(query: PackedColbertQuery, blob: Uint8A
   // Any Inf/NaN stored value makes every product with its row, and so their sum, non-finite (the
   // query is checked finite); the JS kernel then finds the row for the message. (A float32 sum can
   // also overflow on valid but huge values: the JS kernel's double result is then the answer.)
-  if (!Number.isFinite((out.check!.data as Float32Array)[0]!)) return storedColbertScoreJs(query, blob, where);
+  if (!Number.isFinite((out.check!.data as Float32Array)[0]!)) return maxSimJs(query, blob, header);
   const best = out.best!.data as Float32Array;
   let total = 0;
   for (let j = 0; j < query.rows; j++) total += best[j]!;
@@ -119,8 +119,13 @@ function maxSimGraph(format: MultiVectorFormat): Uint8Array {
  * value, four products), no allocation per row. Written by hand: it is the rerank's inner loop.
  */
 export function storedColbertScoreJs(query: PackedColbertQuery, blob: Uint8Array, where: string): number {
+  return maxSimJs(query, blob, readMultiVectorHeader(blob, query.dim, where));
+}
+
+/** {@link storedColbertScoreJs} on a blob whose header is already read. */
+function maxSimJs(query: PackedColbertQuery, blob: Uint8Array, header: MultiVectorHeader): number {
   const { dim, rows: qn, values: q } = query;
-  const { format, rows: count, view, bad } = readMultiVectorHeader(blob, dim, where);
+  const { format, rows: count, view, bad } = header;
   if (qn === 0) return 0;
   const best = new Float64Array(qn).fill(-Infinity);
   const row = new Float32Array(dim);
@@ -133,7 +138,7 @@ export function storedColbertScoreJs(query: PackedColbertQuery, blob: Uint8Array
     if (halves) decodeHalfRow(table!, halves, r * dim, row);
     else {
       const at = HEADER_BYTES + r * stride;
-      scale = checkScale(view.getFloat32(at, true), r, bad);
+      scale = readRowScale(view, at, r, bad);
       decodeInt8Row(bytes!, at + 4, row);
     }
     // A non-finite stored value (an fp16 Inf/NaN pattern) makes every product sum non-finite.
@@ -143,11 +148,6 @@ export function storedColbertScoreJs(query: PackedColbertQuery, blob: Uint8Array
   let total = 0;
   for (let j = 0; j < qn; j++) total += best[j] === -Infinity ? 0 : best[j]!;
   return total / qn;
-}
-
-function checkScale(scale: number, row: number, bad: (what: string) => Error): number {
-  if (!(scale >= 0 && Number.isFinite(scale))) throw bad(`row ${row} has the scale ${scale}`);
-  return scale;
 }
 
 function decodeHalfRow(table: Float32Array, halves: Uint16Array, base: number, row: Float32Array): void {
