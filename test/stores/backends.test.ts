@@ -480,6 +480,18 @@ describe.each(BACKENDS.filter((b) => b.name !== 'memory'))('$name only', (backen
     }
   });
 
+  it('ANN mode on an empty table: every search path returns nothing (no negative OFFSET)', async () => {
+    const index = (await backend.encoded(8, { ann: {} })) as PgHybridIndex;
+    try {
+      const query = { dense: randomDense(rng(5), 8), sparse: { 3: 0.5 } };
+      for (const options of [{ k: 10 }, { k: 10, weights: { dense: 1, sparse: 0 } }, { k: 3, weights: { dense: 1, sparse: 0 }, candidates: 3 }, { k: 10, fusion: 'rrf' as const }, { k: 10, filter: { group: 1 } }]) {
+        expect(await index.searchEncoded(query, options), JSON.stringify(options)).toEqual([]);
+      }
+    } finally {
+      await index.close();
+    }
+  });
+
   it('refuses function filters, unsafe table names and a mismatched model', async () => {
     const index = (await backend.encoded(4)) as PgHybridIndex;
     try {

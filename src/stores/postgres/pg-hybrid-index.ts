@@ -550,11 +550,12 @@ export class PgHybridIndex implements HybridIndex, MultiVectorSource {
               const qd = `$1::${denseType}(${dim})`;
               // p: the prefix in scan order; k: the kept-th best database score in it; only rows within
               // twice the error bound of that score can be among the kept ones, and only they come back.
+              // An empty table gives an empty p (OFFSET kept at 0, never negative) and no rows.
               const rows = await tx.query<Stored & { n: number; sorted: boolean | null; k_dd: number; last_dd: number }>(
                 `WITH p AS (SELECT seq, dd, row_number() OVER () AS pos FROM (SELECT seq, dense <#> ${qd} AS dd FROM ${t} ORDER BY dense <#> ${qd} LIMIT ${limit}) scan),
                    st AS (SELECT count(*) AS n, (SELECT bool_and(dd >= prev) FROM (SELECT dd, lag(dd) OVER (ORDER BY pos) AS prev FROM p) z) AS sorted,
                             (SELECT dd FROM p ORDER BY pos DESC LIMIT 1) AS last_dd FROM p),
-                   k AS (SELECT dd AS k_dd FROM p ORDER BY dd OFFSET LEAST(${kept}, (SELECT n FROM st)) - 1 LIMIT 1)
+                   k AS (SELECT dd AS k_dd FROM p ORDER BY dd OFFSET GREATEST(LEAST(${kept}, (SELECT n FROM st)) - 1, 0) LIMIT 1)
                  SELECT t.seq::float8 AS seq, t.id, t.text, t.metadata, t.dense_exact, sparsevec_send(t.sparse) AS sparse, st.n::float8 AS n, st.sorted, k.k_dd, st.last_dd
                  FROM p JOIN ${t} t ON t.seq = p.seq, st, k WHERE p.dd <= k.k_dd + $2::float8`,
                 [qDenseParam, 2 * dErr + 1e-9],
